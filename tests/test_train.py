@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import ROOT, read_summary, run_script
 
-SMOKE = ("experiment=smoke", "logger=none", "~hw")
+SMOKE = ("experiment=smoke", "logger=none")
 
 
 def metrics_rows(job_dir: Path) -> list[dict[str, str]]:
@@ -109,15 +109,7 @@ def wandb_history(run_file: Path) -> list[dict[str, object]]:
     for line in output.splitlines():
         record = json.loads(line)
         if record.get("type") == "history":
-            items = record["history"]["item"]
-            rows.append(
-                {
-                    ("/".join(i["nested_key"]) if "nested_key" in i else i["key"]): json.loads(
-                        i["value_json"]
-                    )
-                    for i in items
-                }
-            )
+            rows.append(dict(record["history"]["item"]))
     return rows
 
 

@@ -8,19 +8,15 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig
 
+from imcompress.compression import register_compression_schemas
+from imcompress.crossbar.config import register_hw_schema
+
 
 def register_configs() -> None:
     """Register the structured schemas that validate the ``hw`` and ``compression`` groups."""
     store = ConfigStore.instance()
-    from imcompress.compression.schemas import register_compression_schemas
-
+    register_hw_schema(store)
     register_compression_schemas(store)
-    try:  # TEMPORARY until the estimator package lands
-        from imcompress.crossbar.config import register_hw_schema
-
-        register_hw_schema(store)
-    except ImportError:
-        pass
 
 
 def resolve_ckpt_path(ckpt_path: str | None, output_dir: Path) -> str | None:
@@ -68,6 +64,6 @@ def config_essentials(cfg: DictConfig) -> dict[str, Any]:
         "rank": cfg.get("rank"),
         "sparsity": cfg.get("sparsity"),
         "seed": cfg.get("seed"),
-        "max_epochs": cfg.trainer.get("max_epochs"),
+        "max_epochs": cfg.trainer.get("max_epochs") if "trainer" in cfg else None,
         "pretrained": cfg.get("pretrained"),
     }

@@ -122,6 +122,7 @@ def train(cfg: DictConfig) -> float | None:
         summary["metrics"] = {**fit_metrics, **test_metrics}
         summary["epochs"] = trainer.current_epoch
         summary["cost"] = _collect_cost(callbacks)
+        summary["compression"] = compressed.summary()  # final per-layer sparsity and ranks
         summary["status"] = "interrupted" if trainer.interrupted else "completed"
         return _optimized_value(cfg, summary["metrics"])
     except BaseException as error:

@@ -14,6 +14,8 @@ from rich.console import Console
 from rich.table import Table
 
 SUMMARY_FILE = "summary.json"
+# Cost totals shown in the final table (all of them are in summary.json and cost_report.*).
+SHOWN_COST_SUFFIXES = ("/cycles", "/energy_uj", "/speedup_vs_im2col", "/utilization")
 
 
 def git_commit(start: Path | None = None) -> str | None:
@@ -91,7 +93,9 @@ def print_final(console: Console, summary: Mapping[str, Any]) -> None:
     if params:
         table.add_row("parameters", f"{params.get('total', 0):,}")
     for key, value in (summary.get("cost") or {}).items():
-        if isinstance(value, (int, float)):
+        if isinstance(value, (int, float)) and (
+            key.endswith(SHOWN_COST_SUFFIXES) or key == "arrays"
+        ):
             table.add_row(f"hw/{key}", f"{value:,.4g}")
     table.add_row("wall time", f"{summary.get('wall_time_s', 0):.1f} s")
     table.add_row("job dir", str(summary.get("output_dir")))

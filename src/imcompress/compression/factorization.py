@@ -1,0 +1,124 @@
+"""Truncated-SVD factorization of conv weights, per group, and rank bookkeeping.
+
+A conv weight (OC, IC, K, K) is the matrix ``W = weight.flatten(1)`` with ``m = OC`` rows and
+``n = IC*K*K`` columns. Group low-rank splits ``W`` into ``g`` blocks, either along the input
+channels (``group_dim="in"``: column blocks of ``IC/g`` channels) or along the output channels
+(``group_dim="out"``: row blocks of ``OC/g`` filters), and factorizes every block with the same
+rank ``k``: ``W_i ~ L_i R_i``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+
+GroupDim = Literal["in", "out"]
+RankMode = Literal["per_group", "total"]
+FactorSplit = Literal["balanced", "left", "right"]
+
+GROUP_DIMS: tuple[str, ...] = ("in", "out")
+RANK_MODES: tuple[str, ...] = ("per_group", "total")
+FACTOR_SPLITS: tuple[str, ...] = ("balanced", "left", "right")
+
+
+def split_blocks(weight: torch.Tensor, groups: int, group_dim: str) -> list[torch.Tensor]:
+    """Split a (OC, IC, K, K) weight into ``groups`` block matrices (rows = output channels)."""
+    out_ch, in_ch = weight.shape[:2]
+    if group_dim == "in":
+        size = in_ch // groups
+        return [weight[:, i * size : (i + 1) * size].flatten(1) for i in range(groups)]
+    size = out_ch // groups
+    return [weight[i * size : (i + 1) * size].flatten(1) for i in range(groups)]
+
+
+def block_shape(
+    weight_shape: torch.Size | tuple[int, ...], groups: int, group_dim: str
+) -> tuple[int, int]:
+    """(rows, cols) of one block matrix of a (OC, IC, K, K) weight split into ``groups``."""
+    out_ch, in_ch = int(weight_shape[0]), int(weight_shape[1])
+    kernel_cells = int(math.prod(weight_shape[2:]))
+    if group_dim == "in":
+        return out_ch, (in_ch // groups) * kernel_cells
+    return out_ch // groups, in_ch * kernel_cells
+
+
+def max_rank(weight_shape: torch.Size | tuple[int, ...], groups: int, group_dim: str) -> int:
+    """Largest useful per-group rank: ``min(m, n/g)`` (in) or ``min(m/g, n)`` (out)."""
+    return min(block_shape(weight_shape, groups, group_dim))
+
+
+def resolve_rank(
+    rank: int | float,
+    weight_shape: torch.Size | tuple[int, ...],
+    groups: int,
+    group_dim: str,
+    rank_mode: str,
+) -> int:
+    """Per-group rank ``k`` for one layer, or ValueError with the valid range.
+
+    ``rank`` is an int (absolute rank) or a float in (0, 1] (ratio of the full rank).
+    ``rank_mode="per_group"``: every group gets rank ``rank`` (int) or ``round(rank * max_rank)``.
+    ``rank_mode="total"``: ``rank`` is the layer's total rank, split as ``rank / groups`` per group
+    (an int rank must then be a multiple of ``groups``); a ratio is taken of the full rank of the
+    whole weight, ``min(OC, IC*K*K)``, then divided by ``groups``.
+    """
+    limit = max_rank(weight_shape, groups, group_dim)
+    if isinstance(rank, bool) or not isinstance(rank, int | float):
+        raise ValueError(f"rank must be an int >= 1 or a float in (0, 1], got {rank!r}")
+    if isinstance(rank, float):
+        if not 0.0 < rank <= 1.0:
+            raise ValueError(f"rank ratio must be in (0, 1], got {rank}")
+        if rank_mode == "total":
+            full = min(int(weight_shape[0]), int(math.prod(weight_shape[1:])))
+            return min(limit, max(1, round(rank * full / groups)))
+        return min(limit, max(1, round(rank * limit)))
+    if rank < 1:
+        raise ValueError(f"rank must be >= 1, got {rank}")
+    if rank_mode == "total":
+        if rank % groups:
+            raise ValueError(
+                f"rank_mode=total needs rank divisible by groups={groups}, got rank={rank}"
+            )
+        per_group = rank // groups
+        if per_group > limit:
+            raise ValueError(
+                f"total rank {rank} gives {per_group} per group; valid total rank: "
+                f"{groups}..{groups * limit} in steps of {groups}"
+            )
+        return per_group
+    if rank > limit:
+        raise ValueError(f"rank {rank} exceeds the maximum per-group rank; valid: 1..{limit}")
+    return rank
+
+
+def truncated_factors(
+    matrix: torch.Tensor, rank: int, factor_split: str = "balanced"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rank-``rank`` factors ``(L, R)`` of ``matrix`` (m x n) from its SVD: ``L @ R ~ matrix``.
+
+    ``balanced``: L = U S^1/2, R = S^1/2 V^T; ``left``: L = U S, R = V^T; ``right``: L = U,
+    R = S V^T. Computed in float64 and returned in the input dtype.
+    """
+    u, s, vh = torch.linalg.svd(matrix.detach().double(), full_matrices=False)
+    u, s, vh = u[:, :rank], s[:rank], vh[:rank]
+    if factor_split == "balanced":
+        root = s.sqrt()
+        left, right = u * root, root[:, None] * vh
+    elif factor_split == "left":
+        left, right = u * s, vh
+    elif factor_split == "right":
+        left, right = u, s[:, None] * vh
+    else:
+        raise ValueError(f"factor_split must be one of {FACTOR_SPLITS}, got {factor_split!r}")
+    return left.to(matrix.dtype), right.to(matrix.dtype)
+
+
+def truncation_error(weight: torch.Tensor, rank: int, groups: int, group_dim: str) -> float:
+    """Frobenius error ``sqrt(sum_i ||W_i - [W_i]_k||_F^2)`` of the per-group rank-k truncation."""
+    total = 0.0
+    for block in split_blocks(weight.detach().double(), groups, group_dim):
+        s = torch.linalg.svdvals(block)
+        total += float((s[rank:] ** 2).sum())
+    return math.sqrt(total)

@@ -1,0 +1,36 @@
+"""Unstructured magnitude pruning: zero the smallest-magnitude weights, per layer or globally."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from imcompress.compression.pruning.base import MaskedPruner, ParamKey, effective, keep_largest
+
+
+class UnstructuredPruner(MaskedPruner):
+    """Magnitude pruning. ``scope="layer"``: every layer reaches the sparsity;
+    ``scope="global"``: one threshold over all target layers (layers end up uneven)."""
+
+    method = "prune_unstructured"
+
+    def __init__(self, targets: list[tuple[str, nn.Conv2d]], scope: str = "layer") -> None:
+        super().__init__(targets)
+        self.scope = scope
+        self.install()
+
+    def compute_masks(self, sparsity: float) -> dict[ParamKey, torch.Tensor]:
+        weights = [effective(conv).abs() for _, conv in self.targets]
+        if self.scope == "layer":
+            return {
+                (conv, "weight"): keep_largest(w, round(sparsity * w.numel()))
+                for (_, conv), w in zip(self.targets, weights, strict=True)
+            }
+        flat = torch.cat([w.flatten() for w in weights])
+        mask = keep_largest(flat, round(sparsity * flat.numel()))
+        masks: dict[ParamKey, torch.Tensor] = {}
+        offset = 0
+        for (_, conv), w in zip(self.targets, weights, strict=True):
+            masks[(conv, "weight")] = mask[offset : offset + w.numel()].view_as(w)
+            offset += w.numel()
+        return masks

@@ -1,0 +1,48 @@
+"""IMC crossbar cost model: im2col / SDK / VW-SDK mapping, cycles, energy, area.
+
+The core (``Crossbar``, ``LayerTable``, ``map_layers``, ``HardwareConfig``, ``build_report``) is
+numpy only. ``estimate`` (torch model in, report out) is imported lazily.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from imcompress.crossbar.array import Crossbar
+from imcompress.crossbar.config import HardwareConfig, register_hw_schema
+from imcompress.crossbar.mapping import METHODS, MappingResult, map_layers
+from imcompress.crossbar.table import LayerSpec, LayerTable
+
+if TYPE_CHECKING:
+    from imcompress.crossbar.extract import estimate, extract_layers
+    from imcompress.crossbar.report import CostReport, build_report
+
+__all__ = [
+    "METHODS",
+    "CostReport",
+    "Crossbar",
+    "HardwareConfig",
+    "LayerSpec",
+    "LayerTable",
+    "MappingResult",
+    "build_report",
+    "estimate",
+    "extract_layers",
+    "map_layers",
+    "register_hw_schema",
+]
+
+_LAZY = {
+    "estimate": "imcompress.crossbar.extract",
+    "extract_layers": "imcompress.crossbar.extract",
+    "CostReport": "imcompress.crossbar.report",
+    "build_report": "imcompress.crossbar.report",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'imcompress.crossbar' has no attribute {name!r}")

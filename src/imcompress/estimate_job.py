@@ -1,0 +1,67 @@
+"""The job behind ``src/estimate.py``: a model's crossbar cost report, without data or training."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+from omegaconf import DictConfig
+
+from imcompress import compression
+from imcompress.config import config_essentials
+from imcompress.crossbar import estimate
+from imcompress.models import build_model
+from imcompress.summary import git_commit, write_summary
+
+
+def run_estimate(cfg: DictConfig) -> float:
+    """Print and save the cost report; return the SDK cycles (or the first mapping's)."""
+    started = time.perf_counter()
+    output_dir = Path(cfg.paths.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    pl.seed_everything(cfg.seed, verbose=False)
+    data = cfg.data
+    model = build_model(cfg.model, int(data.channels), int(data.num_classes))
+    if cfg.get("pretrained"):
+        compression.load_pretrained(model, cfg.pretrained)
+    compressed = compression.apply_compression(model, cfg.get("compression"))
+    compressed.apply_final_masks()  # gradual pruning starts dense: cost the final masks
+    if compressed.layers:
+        print(compression.format_compression_table(compressed))
+    input_shape = (int(data.channels), int(data.image_size), int(data.image_size))
+    report = estimate(
+        model,
+        input_shape,
+        cfg.hw,
+        list(cfg.mappings),
+        search=cfg.get("search"),
+        convention=cfg.get("convention"),
+    )
+    print(report.format_table(width=int(cfg.get("table_width", 180))))
+    report.to_json(output_dir / "cost_report.json")
+    report.to_csv(output_dir / "cost_report.csv")
+    totals = report.totals()
+    summary: dict[str, Any] = {
+        "status": "completed",
+        "config": config_essentials_without_trainer(cfg),
+        "input_shape": list(input_shape),
+        "parameters": {"total": sum(p.numel() for p in model.parameters())},
+        "compression": compressed.summary(),
+        "cost": totals,
+        "git_commit": git_commit(),
+        "wall_time_s": round(time.perf_counter() - started, 3),
+        "output_dir": str(output_dir),
+    }
+    write_summary(output_dir, summary)
+    print(f"cost report: {output_dir / 'cost_report.json'} and .csv")
+    key = "sdk/cycles" if "sdk/cycles" in totals else f"{cfg.mappings[0]}/cycles"
+    return float(totals[key])
+
+
+def config_essentials_without_trainer(cfg: DictConfig) -> dict[str, Any]:
+    """:func:`config_essentials` for a config that has no trainer group."""
+    essentials = config_essentials(cfg)
+    essentials.pop("max_epochs", None)
+    return essentials

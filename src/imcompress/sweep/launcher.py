@@ -1,0 +1,211 @@
+"""The Hydra launcher behind ``hydra/launcher=slurm``: submitit's SLURM launcher, made robust.
+
+Differences from ``hydra_plugins.hydra_submitit_launcher``'s ``SlurmLauncher``:
+
+* checks the cluster before submitting (tools, ``SLURM_CONF``, controller, partition) and turns
+  a refused ``sbatch`` into one clear message;
+* waits for the array with :class:`~imcompress.sweep.watch.ArrayWatcher` (result files + ``squeue``,
+  no accounting needed), so one crashed, killed or unschedulable job never stops the others from
+  being collected; such jobs come back as failed :class:`~hydra.core.utils.JobReturn` objects;
+* writes ``slurm_jobs.json`` in the sweep folder (job number -> SLURM id, overrides, state, logs);
+* ``setup: null`` activates the virtual environment that runs the sweep on the compute node;
+* its ``checkpoint`` (called by submitit on the timeout signal) records the requeue for the
+  pipeline, which marks the job ``requeued`` instead of ``failed`` (see :mod:`.requeue`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shlex
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from hydra.core.singleton import Singleton
+from hydra.core.utils import JobReturn, JobStatus, filter_overrides
+from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
+from hydra_plugins.hydra_submitit_launcher.submitit_launcher import BaseSubmititLauncher
+from omegaconf import OmegaConf
+
+from imcompress.sweep.requeue import note_requeue
+from imcompress.sweep.slurm import SlurmUnavailableError, check_cluster
+from imcompress.sweep.watch import ArrayWatcher, WatchedTask
+
+log = logging.getLogger(__name__)
+
+MANIFEST_FILE = "slurm_jobs.json"
+
+
+class SlurmJobError(RuntimeError):
+    """A SLURM job that ended without running its task to the end (crash, kill, unschedulable)."""
+
+
+def default_setup() -> list[str]:
+    """sbatch setup lines used when ``setup`` is null: activate this interpreter's virtualenv."""
+    lines = ["export PYTHONUNBUFFERED=1"]
+    activate = Path(sys.prefix) / "bin" / "activate"
+    if sys.prefix != sys.base_prefix and activate.is_file():
+        lines.insert(0, f"source {shlex.quote(str(activate))}")
+    return lines
+
+
+class SlurmLauncher(BaseSubmititLauncher):
+    """Submit a Hydra multirun as one SLURM job array and collect every job's result."""
+
+    _EXECUTOR = "slurm"
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        if self.params.get("setup") is None:
+            self.params["setup"] = default_setup()
+
+    def checkpoint(self, *args: Any, **kwargs: Any) -> Any:
+        """Called in the job by submitit on the timeout/preemption signal: requeue the same job."""
+        note_requeue()
+        log.warning("SLURM signal received: requeueing this job; it resumes from checkpoints/last.ckpt")
+        return super().checkpoint(*args, **kwargs)
+
+    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        """Submit the jobs as one array, wait for all of them, return one JobReturn per job."""
+        assert self.config is not None
+        check_cluster(self.params.get("partition"))
+        sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        executor = self._make_executor()
+        job_params: list[tuple[Any, ...]] = []
+        for offset, overrides in enumerate(job_overrides):
+            num = initial_job_idx + offset
+            log.info(f"\t#{num} : {' '.join(filter_overrides(overrides))}")
+            job_params.append((list(overrides), "hydra.sweep.dir", num, f"job_id_for_{num}", Singleton.get_state()))
+        try:
+            jobs = executor.map_array(self, *zip(*job_params, strict=True))
+        except Exception as error:  # submitit.core.utils.FailedJobError: sbatch refused the array
+            raise SlurmUnavailableError(
+                f"sbatch refused the job array: {str(error).strip()}\n"
+                "Nothing was submitted. Check the hydra.launcher settings (partition, timeout_min, "
+                "cpus_per_task, gpus_per_node, mem_gb, additional_parameters) against `sinfo`."
+            ) from None
+        nums = [initial_job_idx + offset for offset in range(len(jobs))]
+        manifest = _Manifest(sweep_dir / MANIFEST_FILE, str(self.params["submitit_folder"]))
+        for num, job, overrides in zip(nums, jobs, job_overrides, strict=True):
+            manifest.add(num, job.job_id, list(overrides), str(job.paths.stdout), str(job.paths.stderr))
+        manifest.write()
+        log.info(f"SLURM job array {jobs[0].job_id.split('_')[0]}: {len(jobs)} jobs; logs in {jobs[0].paths.folder.parent}")
+        return self._collect(jobs, nums, job_overrides, manifest)
+
+    def _make_executor(self) -> Any:
+        import submitit
+
+        params = dict(self.params)
+        init_keys = {"submitit_folder", "max_num_timeout"}
+        executor = submitit.AutoExecutor(
+            cluster=self._EXECUTOR,
+            folder=params["submitit_folder"],
+            slurm_max_num_timeout=params.get("max_num_timeout", 0),
+        )
+        base_keys = set(OmegaConf.structured(BaseQueueConf).keys())
+        executor.update_parameters(
+            **{
+                key if key in base_keys else f"{self._EXECUTOR}_{key}": value
+                for key, value in params.items()
+                if key not in init_keys
+            }
+        )
+        return executor
+
+    def _collect(
+        self, jobs: Sequence[Any], nums: list[int], job_overrides: Sequence[Sequence[str]], manifest: _Manifest
+    ) -> list[JobReturn]:
+        tasks = [WatchedTask(job.job_id, Path(job.paths.result_pickle)) for job in jobs]
+        by_id = {task.job_id: (num, job, list(overrides)) for task, num, job, overrides in zip(tasks, nums, jobs, job_overrides, strict=True)}
+        returns: dict[str, JobReturn] = {}
+
+        def on_done(task: WatchedTask) -> None:
+            num, job, overrides = by_id[task.job_id]
+            returns[task.job_id] = ret = _job_return(job, overrides, task)
+            failed = ret.status != JobStatus.COMPLETED
+            error = _short_error(ret._return_value) if failed else None
+            manifest.finish(num, "failed" if failed else "completed", error)
+            manifest.write()
+            log.info(f"#{num} ({task.job_id}) {'failed: ' + (error or '') if failed else 'completed'}")
+
+        try:
+            ArrayWatcher(tasks, on_done=on_done).run()
+        except KeyboardInterrupt:
+            array_id = jobs[0].job_id.split("_")[0]
+            log.warning(
+                f"Stopped waiting; the SLURM jobs keep running (cancel them with `scancel {array_id}`). "
+                "Rebuild the sweep table later with `python src/report.py <sweep dir>`."
+            )
+            raise
+        return [returns[task.job_id] for task in tasks]
+
+
+def _job_return(job: Any, overrides: list[str], task: WatchedTask) -> JobReturn:
+    """The JobReturn of a finished task: the job's own, or a failed one saying what happened."""
+    assert task.outcome is not None
+    if task.outcome.kind == "result":
+        try:
+            result = job.results()[0]
+        except Exception as error:  # the job raised outside Hydra's task (e.g. while unpickling)
+            return _failed(overrides, SlurmJobError(f"SLURM job {job.job_id} crashed: {error}"))
+        if isinstance(result, JobReturn):
+            return result
+        return _failed(overrides, SlurmJobError(f"SLURM job {job.job_id} returned {result!r}"))
+    tail = _tail(Path(job.paths.stderr))
+    message = task.outcome.message + (f"\nlast lines of {job.paths.stderr}:\n{tail}" if tail else "")
+    return _failed(overrides, SlurmJobError(message))
+
+
+def _failed(overrides: list[str], error: BaseException) -> JobReturn:
+    ret = JobReturn(overrides=overrides, status=JobStatus.FAILED)
+    ret.return_value = error
+    return ret
+
+
+def _short_error(error: Any) -> str:
+    text = f"{type(error).__name__}: {error}" if isinstance(error, BaseException) else str(error)
+    return text.strip().splitlines()[0][:500] if text.strip() else type(error).__name__
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+class _Manifest:
+    """``slurm_jobs.json``: what was submitted and how each job ended (merged across batches)."""
+
+    def __init__(self, path: Path, submitit_folder: str) -> None:
+        self.path = path
+        self.data: dict[str, Any] = {"submitit_folder": submitit_folder, "jobs": {}}
+        if path.exists():
+            try:
+                self.data["jobs"] = json.loads(path.read_text()).get("jobs", {})
+            except (OSError, ValueError):
+                pass
+
+    def add(self, num: int, job_id: str, overrides: list[str], stdout: str, stderr: str) -> None:
+        self.data["jobs"][str(num)] = {
+            "job_id": job_id,
+            "overrides": overrides,
+            "state": "submitted",
+            "error": None,
+            "stdout": stdout,
+            "stderr": stderr,
+            "submitted_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
+
+    def finish(self, num: int, state: str, error: str | None) -> None:
+        entry = self.data["jobs"].setdefault(str(num), {})
+        entry.update(state=state, error=error)
+
+    def write(self) -> None:
+        temporary = self.path.with_suffix(".json.tmp")
+        temporary.write_text(json.dumps(self.data, indent=2) + "\n")
+        temporary.replace(self.path)

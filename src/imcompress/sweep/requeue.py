@@ -1,0 +1,42 @@
+"""Resume after preemption or timeout: the job side of submitit's checkpoint-and-requeue.
+
+Mechanism (see docs/slurm.md): SLURM sends ``SIGUSR2`` ``signal_delay_s`` seconds before the time
+limit (``#SBATCH --signal=USR2@<delay>``, written by submitit). submitit's handler in the job calls
+:meth:`imcompress.sweep.launcher.SlurmLauncher.checkpoint`, which records the requeue here and
+returns the same job for resubmission; submitit then runs ``scontrol requeue`` and exits. SLURM
+restarts the job in the same Hydra job folder with ``SLURM_RESTART_COUNT`` >= 1, and
+:func:`resume_ckpt_path` makes the training resume from that folder's ``checkpoints/last.ckpt``
+(the W&B run id is reused from ``wandb_run_id.txt``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from imcompress.sweep.slurm import restart_count
+
+_requeue_requested = False
+
+
+def note_requeue() -> None:
+    """Record that this process is being requeued (called from the SLURM signal handler)."""
+    global _requeue_requested
+    _requeue_requested = True
+
+
+def requeue_requested() -> bool:
+    """True once :func:`note_requeue` ran in this process: the job stops to be restarted, not failed."""
+    return _requeue_requested
+
+
+def resume_ckpt_path(ckpt_path: str | None, environ: Mapping[str, str] = os.environ) -> str | None:
+    """The ``ckpt_path`` a job should use: ``auto`` for a fresh config in a SLURM-restarted job.
+
+    A requeued job restarts in the folder that already holds its checkpoints, which
+    ``ckpt_path=null`` refuses; ``auto`` resumes from ``last.ckpt`` when there is one (a job
+    preempted before its first epoch ended starts from scratch). Explicit values are kept.
+    """
+    if ckpt_path in (None, "", "null") and restart_count(environ) > 0:
+        return "auto"
+    return ckpt_path
