@@ -9,6 +9,7 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
+from imcompress.cli import hoist_multirun_flag
 from imcompress.config import register_configs
 from imcompress.pipeline import configure_torch_threads, train
 
@@ -22,4 +23,5 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    hoist_multirun_flag()
     main()

@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from imcompress.compression import register_compression_schemas
-from imcompress.crossbar.config import register_hw_schema
+from imcompress.crossbar.config import HardwareConfig, register_hw_schema
 
 
 def register_configs() -> None:
@@ -17,6 +17,31 @@ def register_configs() -> None:
     store = ConfigStore.instance()
     register_hw_schema(store)
     register_compression_schemas(store)
+
+
+def check_required(cfg: DictConfig) -> None:
+    """Checks that cost nothing, run before any data or model is touched.
+
+    Mandatory values (``???``) left unset, hardware values out of range (the ``base_hw`` schema
+    catches typos and types at compose time; ranges are checked here), a ``pretrained`` file
+    that is missing or required but not given.
+    """
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:
+        raise ValueError(
+            f"required config values are not set: {', '.join(missing)}; pass them on the "
+            f"command line, e.g. {missing[0]}=..."
+        )
+    if cfg.get("hw") is not None:
+        HardwareConfig.from_cfg(cfg.hw)
+    pretrained = cfg.get("pretrained")
+    if cfg.get("require_pretrained") and not pretrained:
+        raise ValueError(
+            "this experiment fine-tunes a dense model: pass pretrained=<path to a checkpoint of a "
+            "dense train.py run>, e.g. outputs/quickstart/runs/<time>/checkpoints/last.ckpt"
+        )
+    if pretrained and not Path(str(pretrained)).expanduser().is_file():
+        raise FileNotFoundError(f"pretrained={pretrained!r}: no such checkpoint file")
 
 
 def resolve_ckpt_path(ckpt_path: str | None, output_dir: Path) -> str | None:

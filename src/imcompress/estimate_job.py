@@ -10,7 +10,7 @@ import lightning.pytorch as pl
 from omegaconf import DictConfig
 
 from imcompress import compression
-from imcompress.config import config_essentials
+from imcompress.config import check_required, config_essentials
 from imcompress.crossbar import estimate
 from imcompress.models import build_model
 from imcompress.summary import git_commit, write_summary
@@ -21,6 +21,7 @@ def run_estimate(cfg: DictConfig) -> float:
     started = time.perf_counter()
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
+    check_required(cfg)
     pl.seed_everything(cfg.seed, verbose=False)
     data = cfg.data
     model = build_model(cfg.model, int(data.channels), int(data.num_classes))

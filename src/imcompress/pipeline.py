@@ -11,22 +11,23 @@ import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from omegaconf import DictConfig
-from rich.console import Console
 
 from imcompress import compression
-from imcompress.config import config_essentials, resolve_ckpt_path
+from imcompress.config import check_required, config_essentials, resolve_ckpt_path
 from imcompress.data import ImageDataModule
 from imcompress.loggers import build_loggers, run_identity
 from imcompress.models import build_model
 from imcompress.module import ClassificationModule
 from imcompress.summary import (
     git_commit,
+    make_console,
     print_banner,
     print_final,
     slurm_job,
     to_number,
     write_summary,
 )
+from imcompress.sweep.requeue import requeue_requested, resume_ckpt_path, trainer_requeue_overrides
 
 
 def output_dir_of(cfg: DictConfig) -> Path:
@@ -51,10 +52,11 @@ def build_callbacks(cfg: DictConfig) -> list[Callback]:
 def train(cfg: DictConfig) -> float | None:
     """Run one training job and return ``cfg.optimized_metric`` (for sweepers)."""
     started = time.perf_counter()
-    console = Console()
+    console = make_console()
     output_dir = output_dir_of(cfg)
     # Cheap checks first: nothing expensive runs and nothing written is touched if they fail.
-    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), output_dir)
+    check_required(cfg)
+    ckpt_path = resolve_ckpt_path(resume_ckpt_path(cfg.get("ckpt_path")), output_dir)
     essentials = config_essentials(cfg)
     summary: dict[str, Any] = {
         "status": "running",
@@ -72,6 +74,7 @@ def train(cfg: DictConfig) -> float | None:
         model = build_model(cfg.model, datamodule.channels, datamodule.num_classes)
         if cfg.get("pretrained"):
             compression.load_pretrained(model, cfg.pretrained)
+            print(f"Loaded pretrained weights from {cfg.pretrained}", flush=True)
         compressed = compression.apply_compression(model, cfg.get("compression"))
         module = ClassificationModule(
             model,
@@ -82,7 +85,10 @@ def train(cfg: DictConfig) -> float | None:
         callbacks = build_callbacks(cfg) + list(compressed.callbacks)
         loggers = build_loggers(cfg, output_dir)
         trainer: pl.Trainer = hydra.utils.instantiate(
-            cfg.trainer, callbacks=callbacks, logger=loggers
+            cfg.trainer,
+            callbacks=callbacks,
+            logger=loggers,
+            **trainer_requeue_overrides(cfg.trainer),
         )
 
         parameters = sum(p.numel() for p in model.parameters())
@@ -126,8 +132,11 @@ def train(cfg: DictConfig) -> float | None:
         summary["status"] = "interrupted" if trainer.interrupted else "completed"
         return _optimized_value(cfg, summary["metrics"])
     except BaseException as error:
-        summary["status"] = "failed"
-        summary["error"] = f"{type(error).__name__}: {error}"
+        if requeue_requested():  # SLURM time limit/preemption: the job restarts and resumes
+            summary["status"] = "requeued"
+        else:
+            summary["status"] = "failed"
+            summary["error"] = f"{type(error).__name__}: {error}"
         raise
     finally:
         summary["wall_time_s"] = round(time.perf_counter() - started, 3)
@@ -160,7 +169,10 @@ def _finish_wandb() -> None:
     import wandb
 
     if wandb.run is not None:
-        wandb.finish()
+        try:
+            wandb.finish()
+        except Exception as error:  # its service killed by SLURM: never mask the job's outcome
+            print(f"warning: wandb.finish() failed: {type(error).__name__}: {error}")
 
 
 def configure_torch_threads() -> None:

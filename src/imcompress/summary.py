@@ -6,6 +6,7 @@ import json
 import math
 import os
 import subprocess
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,11 @@ from rich.table import Table
 SUMMARY_FILE = "summary.json"
 # Cost totals shown in the final table (all of them are in summary.json and cost_report.*).
 SHOWN_COST_SUFFIXES = ("/cycles", "/energy_uj", "/speedup_vs_im2col", "/utilization")
+
+
+def make_console() -> Console:
+    """A rich console; wide enough in logs (non-terminals) that paths are not cut."""
+    return Console() if sys.stdout.isatty() else Console(width=160)
 
 
 def git_commit(start: Path | None = None) -> str | None:

@@ -205,3 +205,47 @@ def test_dense_table_undoes_compression() -> None:
     assert dense.groups.tolist() == [1, 1]
     assert dense.out_kept.tolist() == [32, 16]
     assert dense.nonzero_weights.tolist() == [16 * 9 * 32, 16 * 9 * 16]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    groups=st.sampled_from([2, 3, 4, 8]),
+    per_group_in=st.integers(1, 12),
+    per_group_out=st.integers(1, 12),
+    height=st.integers(3, 16),
+    size=st.sampled_from([16, 32, 64]),
+)
+def test_packed_grouped_vwsdk_matches_brute_force(
+    groups: int, per_group_in: int, per_group_out: int, height: int, size: int
+) -> None:
+    """Every window evaluated: whole group blocks on an array's diagonal when a block fits."""
+    table = LayerTable.from_specs(
+        [conv(height=height, ic=groups * per_group_in, oc=groups * per_group_out, groups=groups)]
+    )
+    result = map_layers(
+        table, Crossbar(size, size), "vwsdk", "exact", "reference", pack_groups=True
+    )
+    out = height - 2
+
+    def arrays(rows: int, cols: int, row_tiles: int, col_tiles: int) -> int:
+        if row_tiles == 1 and col_tiles == 1:
+            return -(-groups // min(size // rows, size // cols))
+        return groups * row_tiles * col_tiles
+
+    best = None
+    for j in range(1, out + 1):
+        for i in range(1, out + 1):
+            cells = (2 + i) * (2 + j)
+            ict, oct_ = size // cells, size // (i * j)
+            if ict == 0 or oct_ == 0:
+                continue
+            rt, ct = -(-per_group_in // ict), -(-per_group_out // oct_)
+            cycles = (
+                -(-out // i)
+                * -(-out // j)
+                * arrays(per_group_in * cells, per_group_out * i * j, rt, ct)
+            )
+            best = cycles if best is None else min(best, cycles)
+    rows, cols = per_group_in * 9, per_group_out
+    im2col = out * out * arrays(rows, cols, -(-rows // size), -(-cols // size))
+    assert result.cycles[0] == (best if best is not None and best < im2col else im2col)

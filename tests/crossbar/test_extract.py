@@ -218,3 +218,24 @@ def test_speedups_are_against_the_dense_model(net: Net) -> None:
         totals["dense_im2col/cycles"] / totals["im2col/cycles"]
     )
     assert np.isfinite(totals["vwsdk/energy_ratio_vs_im2col"])
+
+
+def test_replacing_a_layer_is_seen_by_the_cached_trace(net: Net) -> None:
+    first = extract_layers(net, (3, 32, 32))
+    body = first.name.index("body")
+    replacement = nn.Conv2d(32, 32, 3, padding=1)
+    with torch.no_grad():
+        replacement.weight[8:] = 0
+    net.body = replacement  # same name and shape, new weights
+    second = extract_layers(net, (3, 32, 32))
+    assert first.out_kept[body] == 32 and second.out_kept[body] == 8
+    net.pair = Pair(16, 32, 2)  # new structure: rank 2
+    assert extract_layers(net, (3, 32, 32)).rank_channels[first.name.index("pair")] == 2
+
+
+def test_half_precision_model(net: Net) -> None:
+    net = net.to(torch.bfloat16)
+    with torch.no_grad():
+        net.body.weight[:4] = 0
+    table = extract_layers(net, (3, 32, 32))
+    assert table.out_kept[table.name.index("body")] == 28

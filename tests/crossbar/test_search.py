@@ -227,3 +227,18 @@ def test_vwsdk_keeps_im2col_on_a_tie() -> None:
     assert result.cycles.tolist() == [18]
     assert result.fallback.tolist() == [True]
     assert (result.window_h[0], result.window_w[0]) == (3, 3)
+
+
+@pytest.mark.parametrize("method", ["sdk", "vwsdk"])
+def test_strip_shaped_outputs_grow_the_window_along_the_long_side(method: str) -> None:
+    """O_h = 1, O_w = 32: the square SDK window is capped at one row and keeps growing in w."""
+    layer = loops.Layer(height=3, width=34, kernel=3, in_channels=1, out_channels=1)
+    table = LayerTable.from_shapes(height=3, width=34, kernel=3, in_channels=1, out_channels=1)
+    result = map_layers(table, Crossbar(256, 256), method, "exact", "physical")
+    expected = (
+        loops.sdk(layer, 256, 256, "physical")
+        if method == "sdk"
+        else loops.vwsdk(layer, 256, 256, "physical", "exact")
+    )
+    assert result.cycles[0] == expected.cycles == 1
+    assert (result.outputs_h[0], result.outputs_w[0]) == (expected.outputs_h, expected.outputs_w)

@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, Any
 from imcompress.crossbar.array import Crossbar
 from imcompress.crossbar.config import HardwareConfig, register_hw_schema
 from imcompress.crossbar.mapping import METHODS, MappingResult, map_layers
+from imcompress.crossbar.report import CostReport, build_report
 from imcompress.crossbar.table import LayerSpec, LayerTable
 
 if TYPE_CHECKING:
     from imcompress.crossbar.extract import estimate, extract_layers
-    from imcompress.crossbar.report import CostReport, build_report
 
 __all__ = [
     "METHODS",
@@ -32,11 +32,9 @@ __all__ = [
     "register_hw_schema",
 ]
 
-_LAZY = {
+_LAZY = {  # torch is imported only when these are used
     "estimate": "imcompress.crossbar.extract",
     "extract_layers": "imcompress.crossbar.extract",
-    "CostReport": "imcompress.crossbar.report",
-    "build_report": "imcompress.crossbar.report",
 }
 
 

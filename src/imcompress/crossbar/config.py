@@ -4,8 +4,8 @@ Every constant carries its source (``field.metadata["source"]``, also returned b
 :func:`constant_sources`). The YAML presets in ``conf/hw/`` start from the schema registered by
 :func:`register_hw_schema`, so a misspelled key or a wrong type fails when Hydra composes the
 config; value ranges are checked when the config becomes a :class:`HardwareConfig`
-(:meth:`HardwareConfig.from_cfg`, or :class:`imcompress.crossbar.hydra_check.CheckHardware`
-as a Hydra callback).
+(:meth:`HardwareConfig.from_cfg`; the entry scripts do it first, in
+:func:`imcompress.config.check_required`).
 """
 
 from __future__ import annotations

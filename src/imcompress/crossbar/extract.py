@@ -37,6 +37,7 @@ class _Traced:
     width: int
 
 
+_TRACES_PER_MODEL = 8
 _TRACE_CACHE: weakref.WeakKeyDictionary[nn.Module, dict[tuple[Any, ...], list[_Traced]]] = (
     weakref.WeakKeyDictionary()
 )
@@ -101,6 +102,7 @@ def _pair_children(name: str, module: nn.Module) -> tuple[nn.Conv2d, nn.Conv2d]:
 def _signature(hooked: list[tuple[str, nn.Module]], shape: tuple[int, ...]) -> tuple[Any, ...]:
     parts: list[Any] = [shape]
     for name, module in hooked:
+        parts.append(id(module))  # a module swapped for an equal-shaped one needs a new trace
         if isinstance(module, nn.Linear):
             parts.append((name, "linear", tuple(module.weight.shape)))
         elif isinstance(module, nn.Conv2d):
@@ -137,6 +139,8 @@ def _trace(model: nn.Module, shape: tuple[int, ...]) -> list[_Traced]:
     per_model = _TRACE_CACHE.setdefault(model, {})
     if key in per_model:
         return per_model[key]
+    if len(per_model) >= _TRACES_PER_MODEL:  # the structure keeps changing: keep the newest only
+        per_model.clear()
     calls: list[_Traced] = []
     seen: dict[str, int] = {}
 
@@ -164,7 +168,9 @@ def _trace(model: nn.Module, shape: tuple[int, ...]) -> list[_Traced]:
 
     handles = [hook_for(name, module) for name, module in hooked]
     modes = {m: m.training for m in model.modules()}
+    threads = torch.get_num_threads()
     try:
+        torch.set_num_threads(1)  # batch 1: threads only add contention
         parameter = next(model.parameters(), None)
         device = parameter.device if parameter is not None else torch.device("cpu")
         dtype = (
@@ -176,6 +182,7 @@ def _trace(model: nn.Module, shape: tuple[int, ...]) -> list[_Traced]:
         with torch.no_grad():
             model(torch.zeros((1, *shape), device=device, dtype=dtype))
     finally:
+        torch.set_num_threads(threads)
         for handle in handles:
             handle.remove()
         for module, training in modes.items():

@@ -183,9 +183,10 @@ def map_layers(
     capacity = arrays * crossbar.rows * crossbar.cols
     utilization = np.where(capacity > 0, weight_cells / np.maximum(capacity, 1), 0.0)
     keep = ~empty
+    any_empty = bool(empty.any())
 
     def kept(values: IntArray) -> IntArray:
-        return np.where(keep, values, 0)
+        return np.where(keep, values, 0) if any_empty else values
 
     return MappingResult(
         method=method,

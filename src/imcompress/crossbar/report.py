@@ -62,11 +62,9 @@ class CostReport:
         base_cycles = float(base.mapping.cycles.sum())
         base_energy = float(base.costs.energy_pj.sum())
         for name, mapped in self.mappings.items():
-            out.update(_mapping_totals(name, mapped, base_cycles, base_energy, full=True))
+            out.update(_mapping_totals(name, mapped, base_cycles, base_energy))
         for name, mapped in self.naive.items():
-            out.update(
-                _mapping_totals(f"{name}_naive", mapped, base_cycles, base_energy, full=False)
-            )
+            out.update(_mapping_totals(f"{name}_naive", mapped, base_cycles, base_energy))
         out[f"{BASELINE}/cycles"] = base_cycles
         out[f"{BASELINE}/latency_us"] = float(base.costs.latency_ns.sum()) * 1e-3
         out[f"{BASELINE}/energy_uj"] = base_energy * 1e-6
@@ -249,7 +247,7 @@ class CostReport:
 
 
 def _mapping_totals(
-    name: str, mapped: MappedCosts, base_cycles: float, base_energy: float, full: bool
+    name: str, mapped: MappedCosts, base_cycles: float, base_energy: float
 ) -> dict[str, float]:
     m, c = mapped.mapping, mapped.costs
     cycles = float(m.cycles.sum())
@@ -261,8 +259,6 @@ def _mapping_totals(
         f"{name}/speedup_vs_im2col": base_cycles / cycles if cycles else float("inf"),
         f"{name}/energy_ratio_vs_im2col": energy / base_energy if base_energy else float("nan"),
     }
-    if not full:
-        return out
     arrays = float(m.arrays.sum())
     out.update(
         {

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
 
 from imcompress.crossbar.array import Crossbar
-from imcompress.crossbar.candidates import window_grid
+from imcompress.crossbar.candidates import WindowGrid, smallest_per_count, window_terms
 from imcompress.crossbar.geometry import Geometry, window_count, window_size
 from imcompress.crossbar.quirk import fifo_select
 from imcompress.crossbar.table import IntArray
@@ -162,10 +163,10 @@ def select_sdk(
     _, arrays_1, row_tiles_1, col_tiles_1, _ = window_cost(
         op, ones, ones, xbar, "flat", None, combine
     )
-    # columns bound: i^2 * OC_g <= C * col_tiles_1
-    col_bound = np.floor(
-        np.sqrt(xbar.weight_cols * col_tiles_1 / np.maximum(op.out_per_group, 1))
-    ).astype(np.int64)
+    # columns bound: min(i, O_h) * min(i, O_w) * OC_g <= C * col_tiles_1
+    duplicates = xbar.weight_cols * col_tiles_1 // np.maximum(op.out_per_group, 1)
+    short = np.minimum(g.out_h, g.out_w)
+    col_bound = np.maximum(np.floor(np.sqrt(duplicates)).astype(np.int64), duplicates // short)
     side = np.maximum(g.out_h, g.out_w)
     top = int(max(1, np.minimum(side, col_bound + 1).max()))
     cand = np.arange(1, top + 1, dtype=np.int64)[None, :]
@@ -196,8 +197,9 @@ def select_vwsdk(
     """VW-SDK: rectangular windows with channel-aligned tiles; im2col when it is not beaten.
 
     ``search="exact"``: the minimum over every ``1 <= i <= O_h``, ``1 <= j <= O_w`` (ties: fewer
-    arrays, then loop order). ``search="reference"``: the published loop (``i <= O_h - 1``,
-    ``j <= O_w - 1``) and its FIFO selection.
+    arrays, then loop order); only windows that are the smallest with their window count are
+    evaluated (the others never win). ``search="reference"``: the published loop
+    (``i <= O_h - 1``, ``j <= O_w - 1``) and its FIFO selection.
     """
     n = len(op)
     g = op.geometry
@@ -206,45 +208,108 @@ def select_vwsdk(
     best_cycles = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
     margin = 0 if search == "exact" else 1
     bound_h, bound_w = g.out_h - margin, g.out_w - margin
-    shapes = np.stack([g.kernel_h, g.kernel_w, g.stride_h, g.stride_w], axis=1)
-    keys, group_of = (
-        np.unique(shapes, axis=0, return_inverse=True)
-        if n
-        else (shapes, np.zeros(0, dtype=np.int64))
-    )
-    for key_index, key in enumerate(keys):
-        members = np.flatnonzero(group_of.reshape(-1) == key_index)
-        grid_h, grid_w = window_grid(*(int(v) for v in key), xbar.rows, xbar.weight_cols)
-        inside = (grid_h <= bound_h[members].max()) & (grid_w <= bound_w[members].max())
-        cand_h, cand_w = grid_h[inside][None, :], grid_w[inside][None, :]
-        if cand_h.size == 0:
+    for key, members in _group_by_kernel(g).items():
+        grid = _search_grid(
+            key,
+            xbar.rows,
+            xbar.weight_cols,
+            frozenset(g.out_h[members].tolist()),
+            frozenset(g.out_w[members].tolist()),
+            search,
+            g.floor_windows,
+        )
+        if grid.outputs_h.size == 0:
             continue
         sub = op.take(members)
-        sub_aligned = aligned.take(members) if aligned is not None else None
-        shape = (members.size, cand_h.size)
-        outputs_h = np.broadcast_to(cand_h, shape)
-        outputs_w = np.broadcast_to(cand_w, shape)
-        cycles, arrays_r, _, _, valid = window_cost(
-            sub, outputs_h, outputs_w, xbar, "channel", sub_aligned, combine
+        cycles, arrays_r = _grid_cost(
+            sub, grid, xbar, aligned.take(members) if aligned is not None else None, combine
         )
-        valid = valid & (cand_h <= bound_h[members, None]) & (cand_w <= bound_w[members, None])
+        cand_h, cand_w = grid.outputs_h[None, :], grid.outputs_w[None, :]
+        valid = (cand_h <= bound_h[members, None]) & (cand_w <= bound_w[members, None])
         if search == "exact":
             pick = _exact_pick(cycles, arrays_r, valid)
         else:
-            row_start = cand_h[0] == 1
+            row_start = grid.outputs_h == 1
             pick = np.array(
                 [fifo_select(cycles[k], valid[k], row_start) for k in range(members.size)]
             )
         found = pick >= 0
         safe = np.where(found, pick, 0)
-        rows = np.arange(members.size)
-        best_h[members] = np.where(found, cand_h[0, safe], 1)
-        best_w[members] = np.where(found, cand_w[0, safe], 1)
-        best_cycles[members] = np.where(found, cycles[rows, safe], np.iinfo(np.int64).max)
+        best_h[members] = np.where(found, grid.outputs_h[safe], 1)
+        best_w[members] = np.where(found, grid.outputs_w[safe], 1)
+        best_cycles[members] = np.where(
+            found, cycles[np.arange(members.size), safe], np.iinfo(np.int64).max
+        )
     ones = np.ones(n, dtype=np.int64)
     im2col_cycles = window_cost(op, ones, ones, xbar, "flat", aligned, combine)[0]
     use = best_cycles < im2col_cycles
     return Selection(np.where(use, best_h, 1), np.where(use, best_w, 1), ~use)
+
+
+def _group_by_kernel(g: Geometry) -> dict[tuple[int, int, int, int], IntArray]:
+    """Layer indices per (K_h, K_w, s_h, s_w): the layers that share a window grid."""
+    groups: dict[tuple[int, int, int, int], list[int]] = {}
+    keys = zip(
+        g.kernel_h.tolist(),
+        g.kernel_w.tolist(),
+        g.stride_h.tolist(),
+        g.stride_w.tolist(),
+        strict=True,
+    )
+    for index, key in enumerate(keys):
+        groups.setdefault(key, []).append(index)
+    return {key: np.array(index, dtype=np.int64) for key, index in groups.items()}
+
+
+@lru_cache(maxsize=1024)
+def _search_grid(
+    key: tuple[int, int, int, int],
+    rows: int,
+    weight_cols: int,
+    out_h: frozenset[int],
+    out_w: frozenset[int],
+    search: str,
+    floor: bool,
+) -> WindowGrid:
+    """The windows one search evaluates for layers with these output sizes (cached)."""
+    grid = window_terms(*key, rows, weight_cols)
+    margin = 0 if search == "exact" else 1
+    inside = (grid.outputs_h <= max(out_h) - margin) & (grid.outputs_w <= max(out_w) - margin)
+    if search == "exact":
+        inside &= np.isin(grid.outputs_h, smallest_per_count(np.array(sorted(out_h)), floor))
+        inside &= np.isin(grid.outputs_w, smallest_per_count(np.array(sorted(out_w)), floor))
+    return grid.take(inside)
+
+
+def _grid_cost(
+    op: Operand, grid: WindowGrid, xbar: Crossbar, aligned: AlignedL | None, combine: Combine
+) -> tuple[IntArray, IntArray]:
+    """``cycles, arrays_r`` (layers x windows) of channel-aligned tiles on a window grid."""
+    g = op.geometry
+    i, j = grid.outputs_h[None, :], grid.outputs_w[None, :]
+    outputs = i * j
+    in_pg, out_pg = op.in_per_group[:, None], op.out_per_group[:, None]
+    row_tiles = ceil_div(in_pg, grid.in_tile[None, :])
+    col_tiles = ceil_div(out_pg, grid.out_tile[None, :])
+    if op.pack and bool((op.groups > 1).any()):
+        arrays = block_arrays(
+            op.groups[:, None],
+            in_pg * grid.window_cells[None, :],
+            out_pg * outputs,
+            row_tiles,
+            col_tiles,
+            xbar,
+            True,
+        )
+    else:
+        arrays = op.groups[:, None] * row_tiles * col_tiles
+    windows = window_count(g.out_h[:, None], i, g.floor_windows) * window_count(
+        g.out_w[:, None], j, g.floor_windows
+    )
+    cycles = windows * arrays
+    if aligned is not None:
+        cycles = combine(cycles, windows * aligned.arrays(outputs, xbar))
+    return cycles, arrays
 
 
 def _exact_pick(cycles: IntArray, arrays: IntArray, valid: npt.NDArray[np.bool_]) -> IntArray:

@@ -10,16 +10,43 @@ from typing import Any
 from imcompress.sweep.jobs import SweepJob
 
 TABLE_FILE = "sweep_summary.csv"
-COST_PREFIX = "hw/"  # cost totals, named like the W&B metrics: hw/<mapping>/cycles, hw/<mapping>/energy_uj
-CONFIG_KEYS = ("name", "model", "data", "compression", "hw", "group", "rank", "sparsity", "seed", "max_epochs")
-LEADING_COLUMNS = ("job", "status", "error", "overrides", "slurm_job_id", "restarts", *CONFIG_KEYS, "epochs", "wall_time_s")
+COST_PREFIX = (
+    "hw/"  # cost totals, named like the W&B metrics: hw/<mapping>/cycles, hw/<mapping>/energy_uj
+)
+CONFIG_KEYS = (
+    "name",
+    "model",
+    "data",
+    "compression",
+    "hw",
+    "group",
+    "rank",
+    "sparsity",
+    "seed",
+    "max_epochs",
+)
+LEADING_COLUMNS = (
+    "job",
+    "status",
+    "error",
+    "overrides",
+    "slurm_job_id",
+    "restarts",
+    *CONFIG_KEYS,
+    "epochs",
+    "wall_time_s",
+)
 ACCURACY_PREFERENCE = ("test/acc", "val/acc_best", "val/acc", "best/val/acc")
 
 
 def _flat(prefix: str, values: Any) -> dict[str, Any]:
     if not isinstance(values, dict):
         return {}
-    return {f"{prefix}{key}": value for key, value in values.items() if not isinstance(value, (dict, list))}
+    return {
+        f"{prefix}{key}": value
+        for key, value in values.items()
+        if not isinstance(value, (dict, list))
+    }
 
 
 def job_row(job: SweepJob) -> dict[str, Any]:
@@ -33,7 +60,9 @@ def job_row(job: SweepJob) -> dict[str, Any]:
         "overrides": job.overrides_text,
         "slurm_job_id": job.slurm_job_id,
         "restarts": slurm.get("slurm_restart_count"),
-        **{key: value for key, value in (summary.get("config") or {}).items() if key in CONFIG_KEYS},
+        **{
+            key: value for key, value in (summary.get("config") or {}).items() if key in CONFIG_KEYS
+        },
         "epochs": summary.get("epochs"),
         "wall_time_s": summary.get("wall_time_s"),
     }

@@ -84,7 +84,9 @@ def _job_number(directory: Path) -> int | None:
 
 def _job_folders(sweep_dir: Path) -> list[tuple[int | None, list[str], Path]]:
     folders = []
-    for directory in sorted(path for path in sweep_dir.iterdir() if path.is_dir() and not path.name.startswith(".")):
+    for directory in sorted(
+        path for path in sweep_dir.iterdir() if path.is_dir() and not path.name.startswith(".")
+    ):
         overrides = _read_yaml(directory / ".hydra" / "overrides.yaml")
         if overrides is None and not (directory / SUMMARY_FILE).exists():
             continue
@@ -137,9 +139,16 @@ def discover_jobs(sweep_dir: Path) -> list[SweepJob]:
         if directory is not None:
             used.add(directory)
         jobs.append(SweepJob(num, overrides_found or overrides, directory))
-    for num, overrides, directory in found:
+    for found_num, found_overrides, directory in found:
         if directory not in used:
-            jobs.append(SweepJob(num, overrides, directory))
+            jobs.append(SweepJob(found_num, found_overrides, directory))
     for job in jobs:
         _status_of(job, manifest.get(str(job.num)) if job.num is not None else None)
-    return sorted(jobs, key=lambda job: (job.num is None, job.num if job.num is not None else 0, str(job.directory)))
+    return sorted(
+        jobs,
+        key=lambda job: (
+            job.num is None,
+            job.num if job.num is not None else 0,
+            str(job.directory),
+        ),
+    )

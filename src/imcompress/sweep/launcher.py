@@ -15,6 +15,7 @@ Differences from ``hydra_plugins.hydra_submitit_launcher``'s ``SlurmLauncher``:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import shlex
@@ -29,14 +30,16 @@ from hydra.core.utils import JobReturn, JobStatus, filter_overrides
 from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import BaseSubmititLauncher
 from omegaconf import OmegaConf
+from omegaconf.errors import InterpolationValidationError, ValidationError
 
-from imcompress.sweep.requeue import note_requeue
+from imcompress.sweep.jobs import MANIFEST_FILE
+from imcompress.sweep.requeue import note_requeue, requeue_requested
 from imcompress.sweep.slurm import SlurmUnavailableError, check_cluster
 from imcompress.sweep.watch import ArrayWatcher, WatchedTask
 
 log = logging.getLogger(__name__)
 
-MANIFEST_FILE = "slurm_jobs.json"
+REQUEUE_EXIT_CODE = 3  # exit status of a job that stopped because it was requeued
 
 
 class SlurmJobError(RuntimeError):
@@ -62,16 +65,30 @@ class SlurmLauncher(BaseSubmititLauncher):
         if self.params.get("setup") is None:
             self.params["setup"] = default_setup()
 
+    def __call__(self, *args: Any, **kwargs: Any) -> JobReturn:
+        """Run one job on the compute node (submitit unpickles the launcher and calls this)."""
+        ret = super().__call__(*args, **kwargs)
+        if requeue_requested():
+            # SLURM requeued this job while it unwound: leave no result file, so that the sweep
+            # keeps waiting for the restarted job instead of collecting this interrupted one.
+            raise SystemExit(REQUEUE_EXIT_CODE)
+        return ret
+
     def checkpoint(self, *args: Any, **kwargs: Any) -> Any:
         """Called in the job by submitit on the timeout/preemption signal: requeue the same job."""
         note_requeue()
-        log.warning("SLURM signal received: requeueing this job; it resumes from checkpoints/last.ckpt")
+        log.warning(
+            "SLURM signal received: requeueing this job; it resumes from checkpoints/last.ckpt"
+        )
         return super().checkpoint(*args, **kwargs)
 
-    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+    def launch(
+        self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
+    ) -> Sequence[JobReturn]:
         """Submit the jobs as one array, wait for all of them, return one JobReturn per job."""
         assert self.config is not None
         check_cluster(self.params.get("partition"))
+        self._check_values(job_overrides, initial_job_idx)
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
         executor = self._make_executor()
@@ -79,7 +96,15 @@ class SlurmLauncher(BaseSubmititLauncher):
         for offset, overrides in enumerate(job_overrides):
             num = initial_job_idx + offset
             log.info(f"\t#{num} : {' '.join(filter_overrides(overrides))}")
-            job_params.append((list(overrides), "hydra.sweep.dir", num, f"job_id_for_{num}", Singleton.get_state()))
+            job_params.append(
+                (
+                    list(overrides),
+                    "hydra.sweep.dir",
+                    num,
+                    f"job_id_for_{num}",
+                    Singleton.get_state(),
+                )
+            )
         try:
             jobs = executor.map_array(self, *zip(*job_params, strict=True))
         except Exception as error:  # submitit.core.utils.FailedJobError: sbatch refused the array
@@ -89,12 +114,47 @@ class SlurmLauncher(BaseSubmititLauncher):
                 "cpus_per_task, gpus_per_node, mem_gb, additional_parameters) against `sinfo`."
             ) from None
         nums = [initial_job_idx + offset for offset in range(len(jobs))]
-        manifest = _Manifest(sweep_dir / MANIFEST_FILE, str(self.params["submitit_folder"]))
+        manifest = _Manifest(
+            sweep_dir / MANIFEST_FILE, str(Path(str(self.params["submitit_folder"])).absolute())
+        )
         for num, job, overrides in zip(nums, jobs, job_overrides, strict=True):
-            manifest.add(num, job.job_id, list(overrides), str(job.paths.stdout), str(job.paths.stderr))
+            manifest.add(
+                num, job.job_id, list(overrides), str(job.paths.stdout), str(job.paths.stderr)
+            )
         manifest.write()
-        log.info(f"SLURM job array {jobs[0].job_id.split('_')[0]}: {len(jobs)} jobs; logs in {jobs[0].paths.folder.parent}")
+        log.info(
+            f"SLURM job array {jobs[0].job_id.split('_')[0]}: {len(jobs)} jobs; logs in {jobs[0].paths.folder.parent}"
+        )
         return self._collect(jobs, nums, job_overrides, manifest)
+
+    def _check_values(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> None:
+        """Refuse the sweep before anything is queued when a swept value fails a config schema.
+
+        (A typo like ``group=abc`` would otherwise surface only when that job starts, possibly
+        hours later.) Other resolution problems are left to the job, which records them.
+        """
+        assert self.hydra_context is not None and self.config is not None
+        problems = []
+        for offset, overrides in enumerate(job_overrides):
+            config = self.hydra_context.config_loader.load_sweep_config(
+                self.config, list(overrides)
+            )
+            for key in [key for key in config if key != "hydra"]:
+                try:
+                    value = config[key]
+                    if OmegaConf.is_config(value):
+                        OmegaConf.to_container(value, resolve=True)
+                except (ValidationError, InterpolationValidationError) as error:
+                    first = str(error).strip().splitlines()[0]
+                    problems.append(
+                        f"  #{initial_job_idx + offset} [{' '.join(overrides)}]: {first}"
+                    )
+                except Exception:  # left to the job, which records its own error
+                    continue
+        if problems:
+            raise ValueError(
+                "Invalid swept value(s); nothing was submitted:\n" + "\n".join(problems)
+            )
 
     def _make_executor(self) -> Any:
         import submitit
@@ -117,10 +177,17 @@ class SlurmLauncher(BaseSubmititLauncher):
         return executor
 
     def _collect(
-        self, jobs: Sequence[Any], nums: list[int], job_overrides: Sequence[Sequence[str]], manifest: _Manifest
+        self,
+        jobs: Sequence[Any],
+        nums: list[int],
+        job_overrides: Sequence[Sequence[str]],
+        manifest: _Manifest,
     ) -> list[JobReturn]:
         tasks = [WatchedTask(job.job_id, Path(job.paths.result_pickle)) for job in jobs]
-        by_id = {task.job_id: (num, job, list(overrides)) for task, num, job, overrides in zip(tasks, nums, jobs, job_overrides, strict=True)}
+        by_id = {
+            task.job_id: (num, job, list(overrides))
+            for task, num, job, overrides in zip(tasks, nums, jobs, job_overrides, strict=True)
+        }
         returns: dict[str, JobReturn] = {}
 
         def on_done(task: WatchedTask) -> None:
@@ -130,7 +197,9 @@ class SlurmLauncher(BaseSubmititLauncher):
             error = _short_error(ret._return_value) if failed else None
             manifest.finish(num, "failed" if failed else "completed", error)
             manifest.write()
-            log.info(f"#{num} ({task.job_id}) {'failed: ' + (error or '') if failed else 'completed'}")
+            log.info(
+                f"#{num} ({task.job_id}) {'failed: ' + (error or '') if failed else 'completed'}"
+            )
 
         try:
             ArrayWatcher(tasks, on_done=on_done).run()
@@ -156,7 +225,9 @@ def _job_return(job: Any, overrides: list[str], task: WatchedTask) -> JobReturn:
             return result
         return _failed(overrides, SlurmJobError(f"SLURM job {job.job_id} returned {result!r}"))
     tail = _tail(Path(job.paths.stderr))
-    message = task.outcome.message + (f"\nlast lines of {job.paths.stderr}:\n{tail}" if tail else "")
+    message = task.outcome.message + (
+        f"\nlast lines of {job.paths.stderr}:\n{tail}" if tail else ""
+    )
     return _failed(overrides, SlurmJobError(message))
 
 
@@ -185,10 +256,8 @@ class _Manifest:
         self.path = path
         self.data: dict[str, Any] = {"submitit_folder": submitit_folder, "jobs": {}}
         if path.exists():
-            try:
+            with contextlib.suppress(OSError, ValueError):
                 self.data["jobs"] = json.loads(path.read_text()).get("jobs", {})
-            except (OSError, ValueError):
-                pass
 
     def add(self, num: int, job_id: str, overrides: list[str], stdout: str, stderr: str) -> None:
         self.data["jobs"][str(num)] = {

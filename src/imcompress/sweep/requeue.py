@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from typing import Any
 
 from imcompress.sweep.slurm import restart_count
 
@@ -40,3 +41,17 @@ def resume_ckpt_path(ckpt_path: str | None, environ: Mapping[str, str] = os.envi
     if ckpt_path in (None, "", "null") and restart_count(environ) > 0:
         return "auto"
     return ckpt_path
+
+
+def trainer_requeue_overrides(trainer_cfg: Any) -> dict[str, Any]:
+    """Trainer kwargs that switch Lightning's own SLURM auto-requeue (on SIGUSR1) off in SLURM jobs.
+
+    submitit's checkpoint-and-requeue is the one requeue mechanism; a second one reacting to a
+    different signal would save ``hpc_ckpt_*.ckpt`` files that nothing resumes from. Returns {}
+    outside SLURM or when the trainer config sets its own ``plugins``.
+    """
+    from lightning.fabric.plugins.environments import SLURMEnvironment
+
+    if trainer_cfg.get("plugins") is not None or not SLURMEnvironment.detect():
+        return {}
+    return {"plugins": [SLURMEnvironment(auto_requeue=False)]}

@@ -101,10 +101,15 @@ def check_cluster(partition: str | None = None, timeout_s: float = 30.0) -> list
         )
     problem = slurm_conf_problem()
     if problem:
-        raise SlurmUnavailableError(f"Cannot reach a SLURM cluster: {problem}\n{LOCAL_CLUSTER_HINT}")
+        raise SlurmUnavailableError(
+            f"Cannot reach a SLURM cluster: {problem}\n{LOCAL_CLUSTER_HINT}"
+        )
     try:
         result = subprocess.run(
-            ["sinfo", "--noheader", "--format=%R"], capture_output=True, text=True, timeout=timeout_s
+            ["sinfo", "--noheader", "--format=%R"],
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
         )
     except subprocess.TimeoutExpired as error:
         raise SlurmUnavailableError(
@@ -167,7 +172,13 @@ def queue_states(job_ids: Iterable[str], timeout_s: float = 30.0) -> dict[str, Q
         return {}
     try:
         result = subprocess.run(
-            ["squeue", "--noheader", "--states=all", "--format=%i|%T|%r", f"--jobs={','.join(bases)}"],
+            [
+                "squeue",
+                "--noheader",
+                "--states=all",
+                "--format=%i|%T|%r",
+                f"--jobs={','.join(bases)}",
+            ],
             capture_output=True,
             text=True,
             timeout=timeout_s,

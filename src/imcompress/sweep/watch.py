@@ -104,7 +104,11 @@ class ArrayWatcher:
                 what = f"state {state.state}" if state else "no longer in the queue"
                 self._finish(
                     task,
-                    TaskOutcome("lost", f"SLURM job {task.job_id} ended without a result ({what})", state.state if state else ""),
+                    TaskOutcome(
+                        "lost",
+                        f"SLURM job {task.job_id} ended without a result ({what})",
+                        state.state if state else "",
+                    ),
                 )
             return
         task.gone_since = None
@@ -115,7 +119,9 @@ class ArrayWatcher:
             task.unschedulable_since = now
             log.warning(
                 "SLURM job %s cannot start: %s (%s); it will be cancelled in %.0f s",
-                task.job_id, state.reason, REASON_HINTS.get(state.reason, "fix the launcher settings"),
+                task.job_id,
+                state.reason,
+                REASON_HINTS.get(state.reason, "fix the launcher settings"),
                 self.unschedulable_grace_s,
             )
         elif now - task.unschedulable_since >= self.unschedulable_grace_s:
