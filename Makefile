@@ -28,8 +28,9 @@ test-fast: setup  ## skip the tests marked slow
 lint: setup
 	$(VENV)/bin/pre-commit run --all-files
 
-bench: setup
+bench: setup  ## crossbar estimator speed, then training throughput per method
 	$(PY) bench/bench_crossbar.py
+	$(PY) bench/bench_training.py
 
 clean:
 	rm -rf outputs multirun .pytest_cache .mypy_cache .ruff_cache

@@ -18,6 +18,7 @@
 set -euo pipefail
 
 STATE=${IMCOMPRESS_SLURM_STATE:-/tmp/imcompress-slurm}
+case "$STATE" in /*) ;; *) STATE="$PWD/$STATE" ;; esac   # daemons and clients need absolute paths
 PORT=${IMCOMPRESS_SLURM_PORT:-16817}
 PARTITION=${IMCOMPRESS_SLURM_PARTITION:-debug}
 CPUS=${IMCOMPRESS_SLURM_CPUS:-$(nproc)}
@@ -145,6 +146,9 @@ node_state() { client sinfo -h -N -n "$NODE" -o '%T' 2>/dev/null | head -1 || tr
 wait_until_idle() {
   local waited=0 state=""
   while [ "$waited" -lt "$WAIT_S" ]; do
+    for daemon in "${DAEMONS[@]}"; do
+      is_ours "$daemon" || die "$daemon exited; see $LOG_DIR/$daemon.out and $LOG_DIR/$daemon.log"
+    done
     state=$(node_state)
     case "$state" in
       idle | mixed | allocated) return 0 ;;
@@ -170,6 +174,16 @@ Stop it (cancels its jobs, stops exactly the daemons started here):
 EOF
 }
 
+# On a failed start, stop whatever this start already launched (keeps the logs for diagnosis).
+stop_after_failed_start() {
+  local status=$?
+  if [ "$status" -ne 0 ]; then
+    say "start failed; stopping the daemons it started (logs kept in $LOG_DIR)"
+    cmd_stop >/dev/null 2>&1 || true
+  fi
+  exit "$status"
+}
+
 cmd_start() {
   need_root start
   mkdir -p "$LOG_DIR" "$PID_DIR"
@@ -186,6 +200,7 @@ cmd_start() {
       break
     fi
   done
+  trap stop_after_failed_start EXIT
   install_packages
   write_config
   write_munge_key
@@ -199,6 +214,7 @@ cmd_start() {
   start_daemon slurmd "$(command -v slurmd)" -D -f "$CONF" -N "$NODE"
   wait_until_idle
   printf 'export SLURM_CONF=%s\n' "$CONF" >"$STATE/env.sh"
+  trap - EXIT
   print_usage
 }
 

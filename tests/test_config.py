@@ -23,7 +23,8 @@ GROUPS = [
 
 
 def options(group: str) -> list[str]:
-    return sorted(path.stem for path in (CONF_DIR / group).glob("*.yaml"))
+    folder = CONF_DIR / group
+    return sorted(str(path.relative_to(folder).with_suffix("")) for path in folder.rglob("*.yaml"))
 
 
 @pytest.mark.parametrize("group", GROUPS)

@@ -65,7 +65,8 @@ def test_resume_from_last_checkpoint_continues_epochs(tmp_path: Path) -> None:
     summary = read_summary(job)
     assert summary["epochs"] == 3
     val_epochs = [row["epoch"] for row in metrics_rows(job) if row.get("val/acc")]
-    assert val_epochs[-1] == "2"  # the resumed job trained only the third epoch
+    # The first attempt's rows are kept; the resumed job trained only the third epoch.
+    assert val_epochs == ["0", "1", "2"]
 
 
 def test_ckpt_path_last_without_checkpoint_fails_clearly(tmp_path: Path) -> None:

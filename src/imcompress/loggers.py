@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 from pathlib import Path
 from typing import Any
@@ -34,9 +36,29 @@ def run_identity(cfg: DictConfig) -> dict[str, Any]:
     }
 
 
+class ResumableCSVLogger(CSVLogger):
+    """Lightning's CSV logger, except that a resumed job keeps the rows of its earlier attempts.
+
+    Lightning's writer deletes an existing ``metrics.csv`` when it starts; this one puts the old
+    rows back and appends (the header grows if new metrics appear).
+    """
+
+    @property
+    def experiment(self) -> Any:
+        if self._experiment is not None:
+            return self._experiment
+        metrics_file = Path(self.log_dir) / "metrics.csv"
+        previous = metrics_file.read_text() if metrics_file.is_file() else ""
+        writer = super().experiment
+        if previous.strip():
+            metrics_file.write_text(previous)
+            writer.metrics_keys = sorted(next(csv.reader(io.StringIO(previous))))
+        return writer
+
+
 def build_loggers(cfg: DictConfig, output_dir: Path) -> list[Logger]:
     """CSV logger always; W&B logger when ``logger.wandb`` is set, resuming the job's W&B run."""
-    loggers: list[Logger] = [CSVLogger(save_dir=str(output_dir), name="csv", version="")]
+    loggers: list[Logger] = [ResumableCSVLogger(save_dir=str(output_dir), name="csv", version="")]
     wandb_cfg = cfg.logger.get("wandb")
     if not wandb_cfg:
         return loggers

@@ -80,8 +80,13 @@ def local_slurm() -> Iterator[LocalCluster]:
             timeout=900,
         )
         if started.returncode != 0:
+            logs = "".join(
+                f"--- {path.name}\n{path.read_text(errors='replace')[-1500:]}\n"
+                for path in sorted((state / "log").glob("*"))
+            )
             cannot_start(
-                f"launch/local-slurm.sh start failed:\n{started.stdout[-1500:]}\n{started.stderr[-3000:]}"
+                f"launch/local-slurm.sh start failed:\n{started.stdout[-1500:]}\n"
+                f"{started.stderr[-3000:]}\n{logs}"
             )
         assert "export SLURM_CONF=" in started.stdout, started.stdout
         yield LocalCluster(state, state / "slurm.conf")

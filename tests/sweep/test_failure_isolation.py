@@ -35,3 +35,17 @@ def test_failing_jobs_are_recorded_and_the_others_finish(tmp_path: Path) -> None
         bad = rows[("3", lr)]
         assert bad["status"] == "failed" and "groups=3 does not divide" in bad["error"]
     assert (sweep / "acc_vs_cycles.png").exists() and (sweep / "acc_vs_energy.png").exists()
+
+
+def test_submitit_local_launcher_runs_jobs_in_parallel_processes(tmp_path: Path) -> None:
+    result = run_script(
+        "train.py", "experiment=smoke", "compression=glr", "logger=none", "-m", "group=2,3",
+        "hydra/launcher=submitit_local", cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "1 of 2 jobs failed" in result.stderr
+    (sweep,) = sorted((tmp_path / "outputs" / "smoke" / "multiruns").glob("*"))
+    with open(sweep / "sweep_summary.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(row["group"], row["status"]) for row in rows] == [("2", "completed"), ("3", "failed")]
+    assert (sweep / ".submitit").is_dir()  # ran through submitit, not in-process

@@ -102,9 +102,8 @@ def test_requeued_job_resumes_from_last_checkpoint(
         last = sweep / "0" / "checkpoints" / "last.ckpt"
         wait_for(lambda: (sweep / "slurm_jobs.json").exists(), 120, "the submission", process)
         job_id = json.loads((sweep / "slurm_jobs.json").read_text())["jobs"]["0"]["job_id"]
-        wait_for(last.exists, 240, "the first last.ckpt", process)
+        wait_for(last.exists, 240, "the first last.ckpt", process)  # written atomically
         first_ckpt = last.stat().st_mtime_ns
-        time.sleep(1.0)  # let the checkpoint write finish; the next epoch is still running
         signalled = subprocess.run(
             ["scancel", "--signal=USR2", job_id], capture_output=True, text=True, timeout=60
         )

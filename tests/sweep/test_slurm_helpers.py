@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import subprocess
 from pathlib import Path
 
@@ -136,3 +137,41 @@ def test_launch_scripts_parse_and_local_slurm_prints_usage() -> None:
         ["bash", str(ROOT / "launch" / "local-slurm.sh")], capture_output=True, text=True
     )
     assert usage.returncode == 2 and "start" in usage.stdout and "stop" in usage.stdout
+
+
+@pytest.mark.parametrize("wrapper", ["sweep_paper_resnet20.sh", "sweep_paper_wrn16_4.sh"])
+def test_paper_sweep_commands_compose(
+    wrapper: str, compose, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every command of the paper sweep scripts composes (the paper experiment configs, first job)."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    env = {
+        "DRY_RUN": "1",
+        "DENSE_EXPERIMENT": "smoke",
+        "FINETUNE_EXPERIMENT": "finetune",
+        "OUT": "/tmp/o",
+        "PATH": "/usr/bin:/bin",
+    }
+    printed = subprocess.run(
+        ["bash", str(ROOT / "launch" / wrapper), "all", "hydra.launcher.partition=gpu"],
+        capture_output=True, text=True, env=env, timeout=60,
+    )  # fmt: skip
+    assert printed.returncode == 0, printed.stderr
+    commands = [
+        shlex.split(line[2:]) for line in printed.stdout.splitlines() if line.startswith("+ ")
+    ]
+    assert len(commands) == 4  # dense, lr, glr, pruning
+    methods = []
+    for command in commands:
+        assert command[1:3] == ["src/train.py", "-m"] and "hydra/launcher=slurm" in command
+        overrides = command[3:]
+        first_job = BasicSweeper.split_arguments(
+            OverridesParser.create().parse_overrides(overrides), None
+        )[0][0]
+        cfg = compose(list(first_job))
+        assert cfg.hydra.launcher.partition == "gpu"
+        methods.append(cfg.compression.method)
+    assert methods == ["none", "lr", "glr", "prune_unstructured"]
+    assert "pretrained=/tmp/o/dense/0/checkpoints/last.ckpt" in commands[1]

@@ -17,6 +17,7 @@ from typing import Any
 
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from imcompress.sweep.jobs import JOB_STATUS_FILE, SUMMARY_FILE
@@ -43,8 +44,8 @@ class SweepReportCallback(Callback):
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
         """Record a failure the pipeline could not write into ``summary.json`` itself."""
-        if job_return.status != JobStatus.FAILED:
-            return
+        if job_return.status != JobStatus.FAILED or config.hydra.mode != RunMode.MULTIRUN:
+            return  # single runs: a refused run must not write into the folder it refused
         output_dir = Path(str(config.hydra.runtime.output_dir))
         try:
             summary = json.loads((output_dir / SUMMARY_FILE).read_text())

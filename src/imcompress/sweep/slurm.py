@@ -99,10 +99,10 @@ def check_cluster(partition: str | None = None, timeout_s: float = 30.0) -> list
             f"hydra/launcher=slurm needs the SLURM client tools, but {', '.join(missing)} "
             "is not on PATH (Debian/Ubuntu: apt-get install slurm-wlm).\n" + LOCAL_CLUSTER_HINT
         )
-    problem = slurm_conf_problem()
-    if problem:
+    conf = os.environ.get("SLURM_CONF")
+    if conf and not Path(conf).is_file():  # sinfo would retry for a minute before failing
         raise SlurmUnavailableError(
-            f"Cannot reach a SLURM cluster: {problem}\n{LOCAL_CLUSTER_HINT}"
+            f"Cannot reach a SLURM cluster: SLURM_CONF={conf} does not exist.\n{LOCAL_CLUSTER_HINT}"
         )
     try:
         result = subprocess.run(
@@ -117,11 +117,18 @@ def check_cluster(partition: str | None = None, timeout_s: float = 30.0) -> list
             "(local cluster: launch/local-slurm.sh status)"
         ) from error
     if result.returncode != 0:
+        # Only now blame a missing slurm.conf: configless clusters work without one.
+        problem = slurm_conf_problem()
+        output = (result.stderr.strip() or result.stdout.strip()).splitlines()[-6:]
         raise SlurmUnavailableError(
-            "Cannot reach the SLURM controller (sinfo failed):\n"
-            f"  {result.stderr.strip() or result.stdout.strip()}\n"
-            "Is slurmctld running and SLURM_CONF pointing at its slurm.conf? "
-            "(local cluster: launch/local-slurm.sh status)"
+            "Cannot reach a SLURM cluster (sinfo failed):\n"
+            + "".join(f"  {line}\n" for line in output)
+            + (
+                f"{problem}\n{LOCAL_CLUSTER_HINT}"
+                if problem
+                else "Is slurmctld running and SLURM_CONF pointing at its slurm.conf? "
+                "(local cluster: launch/local-slurm.sh status)"
+            )
         )
     partitions = sorted({line.strip() for line in result.stdout.splitlines() if line.strip()})
     if partition and partition not in partitions:

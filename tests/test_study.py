@@ -1,0 +1,79 @@
+"""The study table joins training accuracy and estimator costs by experiment."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from imcompress.study import collect, main, markdown
+
+
+def write_job(folder: Path, experiment: str, summary: dict) -> None:
+    (folder / ".hydra").mkdir(parents=True)
+    (folder / ".hydra" / "overrides.yaml").write_text(
+        f"- experiment=study/{experiment}\n- seed=1\n"
+    )
+    (folder / "summary.json").write_text(json.dumps({"status": "completed", **summary}))
+
+
+def test_collect_and_ratios_against_pruning(tmp_path: Path, capsys) -> None:
+    write_job(
+        tmp_path / "finetune" / "0",
+        "fmnist_glr2",
+        {
+            "config": {"compression": "glr"},
+            "metrics": {"test/acc": 0.90},
+            "parameters": {"total": 100},
+        },
+    )
+    write_job(
+        tmp_path / "finetune" / "1",
+        "fmnist_glr2",
+        {
+            "config": {"compression": "glr"},
+            "metrics": {"test/acc": 0.92},
+            "parameters": {"total": 100},
+        },
+    )
+    write_job(
+        tmp_path / "finetune" / "2",
+        "fmnist_channel",
+        {
+            "config": {"compression": "prune_channel"},
+            "metrics": {"test/acc": 0.80},
+            "parameters": {"total": 90},
+        },
+    )
+    (tmp_path / "finetune" / "3").mkdir()  # a job that never finished: ignored
+    cost = {
+        "im2col/cycles": 100.0,
+        "vwsdk/cycles": 10.0,
+        "sdk/energy_periphery_uj": 0.0,
+        "sdk/arrays": 3,
+        "sdk/area_mm2": 0.1,
+    }
+    write_job(
+        tmp_path / "costs" / "0",
+        "fmnist_glr2",
+        {
+            "config": {"compression": "glr", "hw": "imc64"},
+            "cost": {**cost, "sdk/cycles": 50.0, "sdk/energy_uj": 2.0},
+        },
+    )
+    write_job(
+        tmp_path / "costs" / "1",
+        "fmnist_channel",
+        {
+            "config": {"compression": "prune_channel", "hw": "imc64"},
+            "cost": {**cost, "sdk/cycles": 125.0, "sdk/energy_uj": 8.0},
+        },
+    )
+    rows = collect(tmp_path)
+    glr = next(r for r in rows if r.label == "fmnist_glr2")
+    assert glr.accuracies == [0.90, 0.92] and abs(glr.accuracy - 0.91) < 1e-12
+    assert glr.costs["imc64"]["sdk/cycles"] == 50.0
+    table = markdown(rows)
+    # 125 / 50 = 2.5x faster, 1 - 2/8 = 75 % less energy, 0.91 - 0.80 = +11 points
+    assert "| fmnist_glr2 | 2.50x / +75 % / +11.0 pt |" in table
+    assert main([str(tmp_path)]) == 0 and "### imc64" in capsys.readouterr().out
+    assert main([str(tmp_path / "nope")]) == 2
