@@ -65,3 +65,4 @@ def test_gradual_channel_pruning_lowers_crossbar_cycles_epoch_by_epoch(tmp_path:
     assert all(later <= earlier for earlier, later in itertools.pairwise(cycles))
     summary = read_summary(job)
     assert summary["cost"]["im2col/cycles"] == cycles[-1]
+    assert summary["best"]["tested"] == "last"  # accuracy reported at the target sparsity

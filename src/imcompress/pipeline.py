@@ -110,17 +110,24 @@ def train(cfg: DictConfig) -> float | None:
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
         fit_metrics = {key: to_number(value) for key, value in trainer.callback_metrics.items()}
         checkpoint = next((cb for cb in callbacks if isinstance(cb, ModelCheckpoint)), None)
-        best_path = checkpoint.best_model_path if checkpoint is not None else ""
+        tested_path = checkpoint.best_model_path if checkpoint is not None else ""
+        # A gradual pruning schedule makes earlier epochs less sparse: test the final model, not
+        # the best-by-val/acc one, so the reported accuracy is that of the target sparsity.
+        gradual = compressed.options.get("schedule") == "gradual"
+        test_ckpt = "last" if gradual or cfg.get("test_ckpt") == "last" else "best"
+        if test_ckpt == "last" and checkpoint is not None:
+            tested_path = checkpoint.last_model_path or tested_path
         summary["best"] = {
             "val/acc": to_number(checkpoint.best_model_score)
             if checkpoint and checkpoint.best_model_score is not None
             else None,
-            "checkpoint": best_path or None,
+            "checkpoint": checkpoint.best_model_path if checkpoint else None,
+            "tested": test_ckpt,
         }
         test_metrics: dict[str, Any] = {}
         if cfg.get("test_after_fit", True) and not trainer.interrupted:
             results = trainer.test(
-                module, datamodule=datamodule, ckpt_path=best_path or None, verbose=False
+                module, datamodule=datamodule, ckpt_path=tested_path or None, verbose=False
             )
             test_metrics = {
                 key: to_number(value) for key, value in (results[0] if results else {}).items()
