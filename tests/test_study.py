@@ -42,6 +42,7 @@ def test_collect_and_ratios_against_pruning(tmp_path: Path, capsys) -> None:
             "config": {"compression": "prune_channel"},
             "metrics": {"test/acc": 0.80},
             "parameters": {"total": 90},
+            "compression": {"model_params_after": 42},  # masked weights do not count
         },
     )
     (tmp_path / "finetune" / "3").mkdir()  # a job that never finished: ignored
@@ -72,6 +73,8 @@ def test_collect_and_ratios_against_pruning(tmp_path: Path, capsys) -> None:
     glr = next(r for r in rows if r.label == "fmnist_glr2")
     assert glr.accuracies == [0.90, 0.92] and abs(glr.accuracy - 0.91) < 1e-12
     assert glr.costs["imc64"]["sdk/cycles"] == 50.0
+    assert glr.parameters == 100
+    assert next(r for r in rows if r.label == "fmnist_channel").parameters == 42
     table = markdown(rows)
     # 125 / 50 = 2.5x faster, 1 - 2/8 = 75 % less energy, 0.91 - 0.80 = +11 points
     assert "| fmnist_glr2 | 2.50x / +75 % / +11.0 pt |" in table

@@ -54,6 +54,12 @@ def _summaries(folder: Path) -> list[tuple[Path, dict[str, Any]]]:
     return found
 
 
+def _effective_parameters(summary: dict[str, Any]) -> int | None:
+    """Weights that remain: after factorization, or nonzero after pruning (masks count as zeros)."""
+    after = (summary.get("compression") or {}).get("model_params_after")
+    return int(after) if after is not None else summary.get("parameters", {}).get("total")
+
+
 def collect(study_dir: Path) -> list[MethodRow]:
     """Read every completed job of the study into one row per method (experiment)."""
     rows: dict[str, MethodRow] = {}
@@ -61,12 +67,12 @@ def collect(study_dir: Path) -> list[MethodRow]:
         label = _experiment_of(job) or summary["config"]["compression"]
         row = rows.setdefault(label, MethodRow(label, summary["config"]["compression"]))
         row.accuracies.append(float(summary["metrics"]["test/acc"]))
-        row.parameters = summary.get("parameters", {}).get("total")
+        row.parameters = _effective_parameters(summary)
     for job, summary in _summaries(study_dir / "costs"):
         label = _experiment_of(job) or summary["config"]["compression"]
         row = rows.setdefault(label, MethodRow(label, summary["config"]["compression"]))
         row.costs[str(summary["config"]["hw"])] = summary["cost"]
-        row.parameters = row.parameters or summary.get("parameters", {}).get("total")
+        row.parameters = row.parameters or _effective_parameters(summary)
     return sorted(rows.values(), key=lambda r: (r.compression in PRUNING, r.label))
 
 
