@@ -84,6 +84,20 @@ def run_through_mapping(
     return out[:, :out_h, :out_w], len(row_tiles), len(col_tiles), cycles
 
 
+def case_table(case: tuple) -> LayerTable:
+    """The one-layer table of a CASES entry (its last two fields are the array size)."""
+    height, width, kernel, ic, oc, stride, padding, _, _ = case
+    return LayerTable.from_shapes(
+        height=height,
+        width=width,
+        kernel=kernel,
+        in_channels=ic,
+        out_channels=oc,
+        stride=stride,
+        padding=padding,
+    )
+
+
 CASES = [
     # (H, W, K, IC, OC, stride, padding, R, C)
     (12, 12, 3, 5, 7, 1, 0, 64, 64),
@@ -103,16 +117,7 @@ def test_conv_through_its_mapping_equals_conv2d(case: tuple, method: str) -> Non
     x = torch.randn(1, ic, height, width, dtype=torch.float64)
     weight = torch.randn(oc, ic, kernel, kernel, dtype=torch.float64)
     xbar = Crossbar(rows, cols)
-    table = LayerTable.from_shapes(
-        height=height,
-        width=width,
-        kernel=kernel,
-        in_channels=ic,
-        out_channels=oc,
-        stride=stride,
-        padding=padding,
-    )
-    result = map_layers(table, xbar, method, "exact", "physical")
+    result = map_layers(case_table(case), xbar, method, "exact", "physical")
     channel_aligned = method == "vwsdk" and not result.fallback[0]
     out, row_tiles, col_tiles, cycles = run_through_mapping(
         x,
@@ -136,18 +141,10 @@ def test_conv_through_its_mapping_equals_conv2d(case: tuple, method: str) -> Non
 def test_some_cases_use_windows_larger_than_one_output() -> None:
     """Guard: the functional cases above really exercise duplicated, shifted kernels."""
     sizes = []
-    for height, width, kernel, ic, oc, stride, padding, rows, cols in CASES:
-        table = LayerTable.from_shapes(
-            height=height,
-            width=width,
-            kernel=kernel,
-            in_channels=ic,
-            out_channels=oc,
-            stride=stride,
-            padding=padding,
-        )
+    for case in CASES:
+        stride, padding, rows, cols = case[-4:]
         for method in ("sdk", "vwsdk"):
-            r = map_layers(table, Crossbar(rows, cols), method)
+            r = map_layers(case_table(case), Crossbar(rows, cols), method)
             sizes.append((int(r.outputs_h[0] * r.outputs_w[0]), stride, padding))
     assert any(n > 1 and s == 2 for n, s, _ in sizes)
     assert any(n > 1 and p == 1 for n, _, p in sizes)
