@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from imcompress.crossbar.array import Crossbar
 from imcompress.crossbar.config import HardwareConfig, register_hw_schema
 from imcompress.crossbar.mapping import METHODS, MappingResult, map_layers
+from imcompress.crossbar.options import Convention, LowRankMapping, Method, Search
 from imcompress.crossbar.report import CostReport, build_report
 from imcompress.crossbar.table import LayerSpec, LayerTable
 
@@ -19,12 +20,16 @@ if TYPE_CHECKING:
 
 __all__ = [
     "METHODS",
+    "Convention",
     "CostReport",
     "Crossbar",
     "HardwareConfig",
     "LayerSpec",
     "LayerTable",
+    "LowRankMapping",
     "MappingResult",
+    "Method",
+    "Search",
     "build_report",
     "estimate",
     "extract_layers",

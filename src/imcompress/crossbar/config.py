@@ -11,12 +11,12 @@ config; value ranges are checked when the config becomes a :class:`HardwareConfi
 from __future__ import annotations
 
 import dataclasses
-import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from imcompress.crossbar.array import Crossbar
+from imcompress.crossbar.options import Convention, Search, parse_option
 
 if TYPE_CHECKING:
     from hydra.core.config_store import ConfigStore
@@ -36,21 +36,6 @@ ADC_ENERGY_SOURCE = (
     "8 bit: 2 mW at 1.2 GS/s SAR ADC (Kull et al., ISSCC 2013) as used by ISAAC = 1.67 pJ/conversion; "
     "other resolutions: capacitive-DAC scaling of that ADC (crossbar.md section 7)"
 )
-
-
-class Search(enum.Enum):
-    """Window search: the true minimum, or the published VW-SDK code's selection."""
-
-    exact = "exact"
-    reference = "reference"
-
-
-class Convention(enum.Enum):
-    """How output sizes are counted (crossbar.md section 1)."""
-
-    physical = "physical"
-    reference = "reference"
-    reference_floor = "reference_floor"
 
 
 def _const(default: Any, unit: str, source: str) -> Any:
@@ -185,8 +170,8 @@ class HardwareConfig:
                 f"hw.adc_bits={self.adc_bits} has no tabulated energy (valid: "
                 f"{min(ADC_ENERGY_PJ_BY_BITS)}..{max(ADC_ENERGY_PJ_BY_BITS)}); set hw.adc_energy_pj"
             )
-        self.search = _enum(Search, self.search, "search")
-        self.convention = _enum(Convention, self.convention, "convention")
+        self.search = parse_option(Search, self.search, "hw.search")
+        self.convention = parse_option(Convention, self.convention, "hw.convention")
         self.crossbar()  # checks that a weight fits into the columns
 
     def crossbar(self) -> Crossbar:
@@ -260,16 +245,6 @@ class HardwareConfig:
         if unknown:
             raise ValueError(f"unknown hw fields {unknown}; valid: {sorted(known)}")
         return cls(**values)
-
-
-def _enum(kind: type[enum.Enum], value: Any, name: str) -> Any:
-    if isinstance(value, kind):
-        return value
-    try:
-        return kind[str(value)]
-    except KeyError:
-        valid = [m.name for m in kind]
-        raise ValueError(f"hw.{name}={value!r}, valid: {valid}") from None
 
 
 def constant_sources() -> dict[str, str]:

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from imcompress.crossbar.mapping import METHODS
+from imcompress.crossbar.options import Convention, Method, Search
 from imcompress.crossbar.report import CostReport, build_report
 from imcompress.crossbar.table import LayerSpec, LayerTable
 
@@ -47,10 +48,10 @@ def estimate(
     model: nn.Module,
     input_shape: Sequence[int],
     hw: Any = None,
-    mappings: Sequence[str] = METHODS,
+    mappings: Sequence[Method | str] = METHODS,
     *,
-    search: str | None = None,
-    convention: str | None = None,
+    search: Search | str | None = None,
+    convention: Convention | str | None = None,
 ) -> CostReport:
     """Cost report of ``model`` for one input of ``input_shape = (C, H, W)`` on ``hw``.
 

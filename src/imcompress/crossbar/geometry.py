@@ -1,4 +1,7 @@
-"""Output sizes, parallel-window sizes and window counts under each convention (crossbar.md 1)."""
+"""Output sizes, parallel-window sizes and window counts per convention.
+
+See docs/cost-model.md#notation and #conventions.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from imcompress.crossbar.options import Convention, parse_option
 from imcompress.crossbar.table import IntArray, LayerTable
-
-CONVENTIONS = ("physical", "reference", "reference_floor")
 
 
 @dataclass(frozen=True)
@@ -24,12 +26,11 @@ class Geometry:
     floor_windows: bool  # count only whole parallel windows (the first published notebook)
 
 
-def conv_geometry(table: LayerTable, convention: str) -> Geometry:
+def conv_geometry(table: LayerTable, convention: Convention | str) -> Geometry:
     """``physical``: padding and stride applied. ``reference``/``reference_floor``: the image
     side as given, stride 1, ``O = I - K + 1`` (the published code)."""
-    if convention not in CONVENTIONS:
-        raise ValueError(f"convention={convention!r}, valid: {CONVENTIONS}")
-    if convention == "physical":
+    convention = parse_option(Convention, convention, "convention")
+    if convention == Convention.physical:
         out_h = (table.height + 2 * table.padding_h - table.kernel_h) // table.stride_h + 1
         out_w = (table.width + 2 * table.padding_w - table.kernel_w) // table.stride_w + 1
         return Geometry(
@@ -41,7 +42,7 @@ def conv_geometry(table: LayerTable, convention: str) -> Geometry:
             i = int(np.flatnonzero(small)[0])
             raise ValueError(
                 f"layer {table.name[i]!r}: {side}={int(getattr(table, side)[i])} is smaller than the "
-                f"kernel {int(kernel[i])} (convention={convention!r} adds no padding)"
+                f"kernel {int(kernel[i])} (convention={convention.value!r} adds no padding)"
             )
     ones = np.ones(len(table), dtype=np.int64)
     return Geometry(
@@ -51,7 +52,7 @@ def conv_geometry(table: LayerTable, convention: str) -> Geometry:
         table.kernel_w,
         ones,
         ones,
-        convention == "reference_floor",
+        convention == Convention.reference_floor,
     )
 
 

@@ -1,4 +1,9 @@
-"""``map_layers``: map every layer of a table with im2col, SDK or VW-SDK and count array actions."""
+"""``map_layers``: map every layer of a table with im2col, SDK or VW-SDK and count array actions.
+
+Three steps: the ``R`` operand (every layer's KxK conv, ``R`` of a low-rank pair) with its window
+search, the ``L`` operand of low-rank pairs (SDK-aligned or naive, docs/cost-model.md#low-rank-pair)
+and the assembly of both into one :class:`MappingResult`.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,13 @@ import numpy.typing as npt
 
 from imcompress.crossbar.array import Crossbar
 from imcompress.crossbar.geometry import Geometry, conv_geometry, window_count, window_size
+from imcompress.crossbar.options import (
+    Convention,
+    LowRankMapping,
+    Method,
+    Search,
+    parse_option,
+)
 from imcompress.crossbar.pruning import needed_rows
 from imcompress.crossbar.search import (
     AlignedL,
@@ -22,9 +34,7 @@ from imcompress.crossbar.search import (
 from imcompress.crossbar.table import IntArray, LayerTable
 from imcompress.crossbar.tiling import StepCounts, ceil_div, channel_tiles, flat_tiles, step_counts
 
-METHODS = ("im2col", "sdk", "vwsdk")
-SEARCHES = ("exact", "reference")
-LOWRANK_MAPPINGS = ("aligned", "naive")
+METHODS: tuple[Method, ...] = tuple(Method)  # every mapping, in report order
 
 
 @dataclass(frozen=True)
@@ -98,12 +108,12 @@ class _Part:
 def map_layers(
     table: LayerTable,
     crossbar: Crossbar,
-    method: str = "vwsdk",
-    search: str = "exact",
-    convention: str = "physical",
+    method: Method | str = Method.vwsdk,
+    search: Search | str = Search.exact,
+    convention: Convention | str = Convention.physical,
     *,
     pack_groups: bool = True,
-    lowrank: str = "aligned",
+    lowrank: LowRankMapping | str = LowRankMapping.aligned,
     pipeline: bool = False,
 ) -> MappingResult:
     """Map every layer of ``table`` onto ``crossbar`` arrays.
@@ -115,87 +125,149 @@ def map_layers(
     ``pack_groups``: pack group blocks of grouped convs into shared arrays. ``lowrank``: map
     low-rank pairs SDK-aligned (``L`` as ``I_N kron L^T``, joint window search) or ``naive``.
     ``pipeline``: a pair's latency is ``max(R, L)`` instead of ``R + L``.
+    See docs/cost-model.md for every formula.
     """
-    for value, valid, label in (
-        (method, METHODS, "method"),
-        (search, SEARCHES, "search"),
-        (lowrank, LOWRANK_MAPPINGS, "lowrank"),
-    ):
-        if value not in valid:
-            raise ValueError(f"{label}={value!r}, valid: {valid}")
-    geometry = conv_geometry(table, convention)
-    combine: Combine = np.maximum if pipeline else np.add
-    pair = table.is_pair
-    empty = (table.in_kept == 0) | (table.out_kept == 0)
+    options = _Options(
+        parse_option(Method, method, "method"),
+        parse_option(Search, search, "search"),
+        parse_option(Convention, convention, "convention"),
+        parse_option(LowRankMapping, lowrank, "lowrank"),
+        pack_groups,
+        np.maximum if pipeline else np.add,
+    )
+    geometry = conv_geometry(table, options.convention)
+    r_operand = _r_operand(table, geometry, pack_groups)
+    aligned = _aligned_l(table) if options.lowrank == LowRankMapping.aligned else None
+    selection = _select(options, r_operand, crossbar, aligned)
+    r_part = _conv_part(r_operand, selection, crossbar, options.method, table)
+    if aligned is not None:
+        l_part = _l_aligned(aligned, r_part, crossbar)
+    elif table.is_pair.any():
+        l_part = _l_naive(table, geometry, options, crossbar)
+    else:
+        l_part = _LPart.zeros(len(table))
+    return _assemble(table, crossbar, options, selection, r_part, l_part)
+
+
+@dataclass(frozen=True)
+class _Options:
+    """The parsed options of one :func:`map_layers` call."""
+
+    method: Method
+    search: Search
+    convention: Convention
+    lowrank: LowRankMapping
+    pack_groups: bool
+    combine: Combine  # R and L latency of a pair: np.add, or np.maximum with ``pipeline``
+
+
+@dataclass(frozen=True)
+class _LPart:
+    """Per-layer counts of the ``L`` operands of low-rank pairs (zeros for every other layer)."""
+
+    cycles: IntArray
+    arrays: IntArray
+    outputs: IntArray  # outputs per window of L (i*j copies of L's weights are mapped)
+    steps: StepCounts  # array actions summed over all window steps
+
+    @classmethod
+    def zeros(cls, n: int) -> _LPart:
+        zero = np.zeros(n, dtype=np.int64)
+        return cls(zero, zero, zero, _zero_steps(n))
+
+
+def _r_operand(table: LayerTable, geometry: Geometry, pack: bool) -> Operand:
+    """The KxK conv of every layer (``R`` of a pair: ``in -> rank_channels``), per group."""
     groups = table.groups
     in_per_group = np.maximum(table.in_kept // groups, 1)
     out_per_group = np.where(
-        pair, table.rank_channels // groups, np.maximum(table.out_kept // groups, 1)
+        table.is_pair, table.rank_channels // groups, np.maximum(table.out_kept // groups, 1)
     )
-    op = Operand(geometry, in_per_group, out_per_group, groups, pack_groups)
-    aligned = None
-    if lowrank == "aligned" and pair.any():
-        l_groups = table.l_groups
-        aligned = AlignedL(
-            pair,
-            np.maximum(table.rank_channels // l_groups, 1),
-            table.out_channels // l_groups,
-            l_groups,
-        )
-    selection = _select(method, op, crossbar, aligned, combine, search)
-    r_part = _conv_part(op, selection, crossbar, method, table)
+    return Operand(geometry, in_per_group, out_per_group, groups, pack)
 
-    l_cycles = np.zeros(len(table), dtype=np.int64)
-    l_steps_total = _zero_steps(len(table))
-    l_arrays = np.zeros(len(table), dtype=np.int64)
-    l_outputs = np.zeros(len(table), dtype=np.int64)
-    if aligned is not None:
-        l_outputs = r_part.outputs_h * r_part.outputs_w
-        steps = _aligned_steps(aligned, l_outputs, crossbar)
-        l_arrays = steps.arrays
-        l_cycles = r_part.windows * steps.arrays
-        l_steps_total = _scale(steps, r_part.windows)
-    elif pair.any():
-        index = np.flatnonzero(pair)
-        l_op = _naive_l_operand(table, geometry, index, pack_groups)
-        l_selection = _select(method, l_op, crossbar, None, combine, search)
-        l_part = _conv_part(l_op, l_selection, crossbar, method, None)
-        l_cycles[index] = l_part.cycles
-        l_arrays[index] = l_part.steps.arrays
-        l_outputs[index] = l_part.outputs_h * l_part.outputs_w
-        scaled = _scale(l_part.steps, l_part.windows)
-        l_steps_total = StepCounts(
-            *(_scatter(len(table), index, getattr(scaled, f.name)) for f in fields(StepCounts))
-        )
 
-    r_steps_total = _scale(r_part.steps, r_part.windows)
+def _aligned_l(table: LayerTable) -> AlignedL | None:
+    """``L`` of every pair as ``I_N kron L^T`` blocks (None when the table has no pair)."""
+    if not table.is_pair.any():
+        return None
+    l_groups = table.l_groups
+    return AlignedL(
+        table.is_pair,
+        np.maximum(table.rank_channels // l_groups, 1),
+        table.out_channels // l_groups,
+        l_groups,
+    )
+
+
+def _l_aligned(aligned: AlignedL, r_part: _Part, crossbar: Crossbar) -> _LPart:
+    """SDK-aligned ``L``: one copy per output of R's window, advancing with R's windows."""
+    outputs = r_part.outputs_h * r_part.outputs_w
+    steps = _aligned_steps(aligned, outputs, crossbar)
+    return _LPart(
+        r_part.windows * steps.arrays, steps.arrays, outputs, _scale(steps, r_part.windows)
+    )
+
+
+def _l_naive(
+    table: LayerTable, geometry: Geometry, options: _Options, crossbar: Crossbar
+) -> _LPart:
+    """Naive ``L``: its own 1x1 conv, mapped with its own best window, scattered to the pairs."""
+    n = len(table)
+    index = np.flatnonzero(table.is_pair)
+    l_operand = _naive_l_operand(table, geometry, index, options.pack_groups)
+    l_selection = _select(options, l_operand, crossbar, None)
+    part = _conv_part(l_operand, l_selection, crossbar, options.method, None)
+    scaled = _scale(part.steps, part.windows)
+    return _LPart(
+        _scatter(n, index, part.cycles),
+        _scatter(n, index, part.steps.arrays),
+        _scatter(n, index, part.outputs_h * part.outputs_w),
+        StepCounts(*(_scatter(n, index, getattr(scaled, f.name)) for f in fields(StepCounts))),
+    )
+
+
+def _assemble(
+    table: LayerTable,
+    crossbar: Crossbar,
+    options: _Options,
+    selection: Selection,
+    r_part: _Part,
+    l_part: _LPart,
+) -> MappingResult:
+    """Join the R and L counts of every layer; layers with no kept weight cost nothing."""
+    pair = table.is_pair
+    r_steps = _scale(r_part.steps, r_part.windows)
     r_cycles = r_part.cycles
-    arrays = r_part.steps.arrays + l_arrays
+    arrays = r_part.steps.arrays + l_part.arrays
     kernel = table.kernel_h * table.kernel_w
     r_weights = np.where(
-        pair, table.in_channels // groups * kernel * table.rank_channels, table.nonzero_weights
+        pair,
+        table.in_channels // table.groups * kernel * table.rank_channels,
+        table.nonzero_weights,
     )
     l_weights = np.where(pair, table.rank_channels // table.l_groups * table.out_channels, 0)
     weight_cells: IntArray = np.asarray(
-        (r_weights * r_part.outputs_h * r_part.outputs_w + l_weights * l_outputs) * crossbar.slices,
+        (r_weights * r_part.outputs_h * r_part.outputs_w + l_weights * l_part.outputs)
+        * crossbar.slices,
         dtype=np.int64,
     )
     capacity = arrays * crossbar.rows * crossbar.cols
     utilization = np.where(capacity > 0, weight_cells / np.maximum(capacity, 1), 0.0)
-    keep = ~empty
-    any_empty = bool(empty.any())
+    keep = ~((table.in_kept == 0) | (table.out_kept == 0))
+    any_empty = not bool(keep.all())
 
     def kept(values: IntArray) -> IntArray:
         return np.where(keep, values, 0) if any_empty else values
 
+    l_steps = l_part.steps
     return MappingResult(
-        method=method,
-        search=search,
-        convention=convention,
-        lowrank=lowrank,
+        method=options.method.value,
+        search=options.search.value,
+        convention=options.convention.value,
+        lowrank=options.lowrank.value,
         array_cells=crossbar.rows * crossbar.cols,
-        cycles=kept(combine(r_cycles, l_cycles)),
-        mvm=kept(r_cycles + l_cycles),
+        cycles=kept(options.combine(r_cycles, l_part.cycles)),
+        mvm=kept(r_cycles + l_part.cycles),
         window_h=r_part.window_h,
         window_w=r_part.window_w,
         outputs_h=r_part.outputs_h,
@@ -209,33 +281,26 @@ def map_layers(
         row_skipping=r_part.row_skipping & keep,
         skipped_rows=kept(r_part.skipped_rows),
         cycles_r=kept(r_cycles),
-        cycles_l=kept(l_cycles),
-        arrays_l=kept(l_arrays),
-        row_activations=kept(r_steps_total.row_activations + l_steps_total.row_activations),
-        col_activations=kept(r_steps_total.col_activations + l_steps_total.col_activations),
-        cell_reads=kept(r_steps_total.cell_reads + l_steps_total.cell_reads),
-        partial_sum_adds=kept(r_steps_total.partial_sum_adds + l_steps_total.partial_sum_adds),
+        cycles_l=kept(l_part.cycles),
+        arrays_l=kept(l_part.arrays),
+        row_activations=kept(r_steps.row_activations + l_steps.row_activations),
+        col_activations=kept(r_steps.col_activations + l_steps.col_activations),
+        cell_reads=kept(r_steps.cell_reads + l_steps.cell_reads),
+        partial_sum_adds=kept(r_steps.partial_sum_adds + l_steps.partial_sum_adds),
         weight_cells=kept(weight_cells),
     )
 
 
-def _select(
-    method: str,
-    op: Operand,
-    xbar: Crossbar,
-    aligned: AlignedL | None,
-    combine: Combine,
-    search: str,
-) -> Selection:
-    if method == "im2col":
+def _select(options: _Options, op: Operand, xbar: Crossbar, aligned: AlignedL | None) -> Selection:
+    if options.method == Method.im2col:
         return select_im2col(op)
-    if method == "sdk":
-        return select_sdk(op, xbar, aligned, combine)
-    return select_vwsdk(op, xbar, aligned, combine, search)
+    if options.method == Method.sdk:
+        return select_sdk(op, xbar, aligned, options.combine)
+    return select_vwsdk(op, xbar, aligned, options.combine, options.search)
 
 
 def _conv_part(
-    op: Operand, selection: Selection, xbar: Crossbar, method: str, table: LayerTable | None
+    op: Operand, selection: Selection, xbar: Crossbar, method: Method, table: LayerTable | None
 ) -> _Part:
     """Counts at the selected windows; applies row skipping for layers with kernel patterns."""
     g = op.geometry
@@ -246,7 +311,7 @@ def _conv_part(
     block_rows, block_cols, row_tiles, col_tiles = flat_tiles(
         op.in_per_group, op.out_per_group, window_h, window_w, outputs, xbar
     )
-    if method == "vwsdk":
+    if method == Method.vwsdk:
         _, _, ch_row_tiles, ch_col_tiles, _ = channel_tiles(
             op.in_per_group, op.out_per_group, window_h, window_w, outputs, xbar
         )

@@ -14,6 +14,14 @@ from typing import Any
 from imcompress.crossbar.config import HardwareConfig, constant_sources
 from imcompress.crossbar.costs import ENERGY_TERMS, LayerCosts, layer_costs
 from imcompress.crossbar.mapping import METHODS, MappingResult, map_layers
+from imcompress.crossbar.options import (
+    Convention,
+    LowRankMapping,
+    Method,
+    Search,
+    parse_methods,
+    parse_option,
+)
 from imcompress.crossbar.table import LayerTable
 
 BASELINE = "dense_im2col"
@@ -278,22 +286,26 @@ def _mapping_totals(
 def build_report(
     table: LayerTable,
     hw: HardwareConfig | Any = None,
-    mappings: Sequence[str] = METHODS,
+    mappings: Sequence[Method | str] = METHODS,
     *,
-    search: str | None = None,
-    convention: str | None = None,
+    search: Search | str | None = None,
+    convention: Convention | str | None = None,
 ) -> CostReport:
-    """Map ``table`` with every method in ``mappings`` and cost it on ``hw`` (default ISAAC-style)."""
+    """Map ``table`` with every method in ``mappings`` and cost it on ``hw`` (default ISAAC-style).
+
+    ``search``/``convention`` (None: ``hw``'s) override the hardware preset's choice.
+    """
     hw = HardwareConfig.from_cfg(hw)
-    search = search or hw.search.value
-    convention = convention or hw.convention.value
-    unknown = [m for m in mappings if m not in METHODS]
-    if unknown:
-        raise ValueError(f"unknown mappings {unknown}; valid: {METHODS}")
+    search = parse_option(Search, search or hw.search, "search")
+    convention = parse_option(Convention, convention or hw.convention, "convention")
+    methods = parse_methods(mappings)
     xbar = hw.crossbar()
 
     def run(
-        target: LayerTable, method: str, lowrank: str = "aligned", pack: bool = hw.pack_groups
+        target: LayerTable,
+        method: Method,
+        lowrank: LowRankMapping = LowRankMapping.aligned,
+        pack: bool = hw.pack_groups,
     ) -> MappingResult:
         return map_layers(
             target,
@@ -311,13 +323,13 @@ def build_report(
     alternate: dict[str, MappingResult] = {}
     has_pairs = bool(table.is_pair.any())
     has_groups = bool(((table.groups > 1) & ~table.is_pair).any())
-    for method in mappings:
+    for method in methods:
         result = run(table, method)
-        main[method] = MappedCosts(result, layer_costs(result, hw))
+        main[method.value] = MappedCosts(result, layer_costs(result, hw))
         if has_pairs:
-            naive_result = run(table, method, lowrank="naive")
-            naive[method] = MappedCosts(naive_result, layer_costs(naive_result, hw))
+            naive_result = run(table, method, lowrank=LowRankMapping.naive)
+            naive[method.value] = MappedCosts(naive_result, layer_costs(naive_result, hw))
         if has_groups:
-            alternate[method] = run(table, method, pack=not hw.pack_groups)
-    base = run(table.dense(), "im2col")
+            alternate[method.value] = run(table, method, pack=not hw.pack_groups)
+    base = run(table.dense(), Method.im2col)
     return CostReport(table, hw, main, MappedCosts(base, layer_costs(base, hw)), naive, alternate)

@@ -2,7 +2,7 @@
 
 A search sees an :class:`Operand` (the conv mapped onto arrays, one row per layer) and,
 for SDK-aligned low-rank pairs, an :class:`AlignedL` whose cost joins the objective: R and L share
-the window, so the pair is searched jointly (crossbar.md section 6).
+the window, so the pair is searched jointly (docs/cost-model.md#low-rank-pair).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import numpy.typing as npt
 from imcompress.crossbar.array import Crossbar
 from imcompress.crossbar.candidates import WindowGrid, smallest_per_count, window_terms
 from imcompress.crossbar.geometry import Geometry, window_count, window_size
+from imcompress.crossbar.options import Search
 from imcompress.crossbar.quirk import fifo_select
 from imcompress.crossbar.table import IntArray
 from imcompress.crossbar.tiling import block_arrays, ceil_div, channel_tiles, flat_tiles
@@ -192,7 +193,7 @@ def select_vwsdk(
     xbar: Crossbar,
     aligned: AlignedL | None,
     combine: Combine,
-    search: str,
+    search: Search,
 ) -> Selection:
     """VW-SDK: rectangular windows with channel-aligned tiles; im2col when it is not beaten.
 
@@ -206,7 +207,7 @@ def select_vwsdk(
     best_h = np.ones(n, dtype=np.int64)
     best_w = np.ones(n, dtype=np.int64)
     best_cycles = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
-    margin = 0 if search == "exact" else 1
+    margin = 0 if search == Search.exact else 1
     bound_h, bound_w = g.out_h - margin, g.out_w - margin
     for key, members in _group_by_kernel(g).items():
         grid = _search_grid(
@@ -226,7 +227,7 @@ def select_vwsdk(
         )
         cand_h, cand_w = grid.outputs_h[None, :], grid.outputs_w[None, :]
         valid = (cand_h <= bound_h[members, None]) & (cand_w <= bound_w[members, None])
-        if search == "exact":
+        if search == Search.exact:
             pick = _exact_pick(cycles, arrays_r, valid)
         else:
             row_start = grid.outputs_h == 1
@@ -268,14 +269,14 @@ def _search_grid(
     weight_cols: int,
     out_h: frozenset[int],
     out_w: frozenset[int],
-    search: str,
+    search: Search,
     floor: bool,
 ) -> WindowGrid:
     """The windows one search evaluates for layers with these output sizes (cached)."""
     grid = window_terms(*key, rows, weight_cols)
-    margin = 0 if search == "exact" else 1
+    margin = 0 if search == Search.exact else 1
     inside = (grid.outputs_h <= max(out_h) - margin) & (grid.outputs_w <= max(out_w) - margin)
-    if search == "exact":
+    if search == Search.exact:
         inside &= np.isin(grid.outputs_h, smallest_per_count(np.array(sorted(out_h)), floor))
         inside &= np.isin(grid.outputs_w, smallest_per_count(np.array(sorted(out_w)), floor))
     return grid.take(inside)
