@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+import re
 from pathlib import Path
+from typing import Any
 
+import pytest
+
+from imcompress.estimate_job import run_estimate
 from tests.conftest import read_summary, run_script
 
 
@@ -80,3 +87,38 @@ def test_estimate_sees_pruning_masks(tmp_path: Path) -> None:
         pattern_cost["sdk/energy_periphery_uj"] > 0 and dense_cost["sdk/energy_periphery_uj"] == 0
     )
     assert channel_cost["im2col/cycles"] < dense_cost["im2col/cycles"]
+
+
+def test_estimate_prints_paper_tables_and_rejects_a_bad_format(tmp_path: Path) -> None:
+    """format=csv: stdout is only the two CSV tables, equal to the saved totals."""
+    job = tmp_path / "job"
+    result = run_script(
+        "estimate.py", "compression=glr", "rank=4", "group=2", "hw=imc64", "format=csv",
+        f"hydra.run.dir={job}", cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    layer_block, total_block = result.stdout.strip().split("\n\n")
+    layers = list(csv.DictReader(io.StringIO(layer_block)))
+    totals = {row["mapping"]: row for row in csv.DictReader(io.StringIO(total_block))}
+    cost = read_summary(job)["cost"]
+    assert len(layers) == cost["layers"]
+    assert "k=4 g=2 (R out 8)" in {row["shape"].split(" ", 3)[-1] for row in layers}
+    assert float(totals["sdk"]["cycles"]) == cost["sdk/cycles"]
+    assert "mapped naively" in totals["sdk_naive"]["note"]
+    assert "cost report:" in result.stderr  # notes go to stderr, not into the table
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("format=xls", "format='xls', valid: ['console', 'md', 'latex', 'csv']"),
+        ("mappings=[sdk,vw]", "unknown mappings ['vw']; valid: ['im2col', 'sdk', 'vwsdk']"),
+    ],
+)
+def test_bad_output_options_fail_before_any_work(
+    compose: Any, tmp_path: Path, override: str, message: str
+) -> None:
+    cfg = compose([override, f"paths.output_dir={tmp_path / 'job'}"], config_name="estimate")
+    with pytest.raises(ValueError, match=re.escape(message)):
+        run_estimate(cfg)
+    assert not (tmp_path / "job").exists()

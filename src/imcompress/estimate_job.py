@@ -2,27 +2,39 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
-import lightning.pytorch as pl
+import torch
 from omegaconf import DictConfig
 
 from imcompress import compression
 from imcompress.config import check_required, config_essentials
 from imcompress.crossbar import estimate
+from imcompress.crossbar.export import format_cost_report
+from imcompress.crossbar.options import parse_methods, parse_option
 from imcompress.models import build_model
 from imcompress.summary import git_commit, write_summary
+from imcompress.tables import TableFormat
 
 
 def run_estimate(cfg: DictConfig) -> float:
-    """Print and save the cost report; return the SDK cycles (or the first mapping's)."""
+    """Print and save the cost report; return the SDK cycles (or the first mapping's).
+
+    ``cfg.format`` (``console`` | ``md`` | ``latex`` | ``csv``) selects how the per-layer and
+    totals tables are printed; with any format but ``console`` stdout holds only the tables
+    (everything else goes to stderr), so it can be redirected into a paper.
+    """
     started = time.perf_counter()
+    fmt = parse_option(TableFormat, cfg.get("format") or "console", "format")
+    mappings = parse_methods(cfg.mappings)
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     check_required(cfg)
-    pl.seed_everything(cfg.seed, verbose=False)
+    torch.manual_seed(int(cfg.seed))  # the model's random init (estimate needs no other RNG)
+    notes = sys.stdout if fmt == TableFormat.console else sys.stderr
     data = cfg.data
     model = build_model(cfg.model, int(data.channels), int(data.num_classes))
     if cfg.get("pretrained"):
@@ -30,17 +42,10 @@ def run_estimate(cfg: DictConfig) -> float:
     compressed = compression.apply_compression(model, cfg.get("compression"))
     compressed.apply_final_masks()  # gradual pruning starts dense: cost the final masks
     if compressed.layers:
-        print(compression.format_compression_table(compressed))
+        print(compression.format_compression_table(compressed), file=notes)
     input_shape = (int(data.channels), int(data.image_size), int(data.image_size))
-    report = estimate(
-        model,
-        input_shape,
-        cfg.hw,
-        list(cfg.mappings),
-        search=cfg.get("search"),
-        convention=cfg.get("convention"),
-    )
-    print(report.format_table(width=int(cfg.get("table_width", 180))))
+    report = estimate(model, input_shape, cfg.hw, mappings)
+    print(format_cost_report(report, fmt, width=int(cfg.get("table_width", 180))), end="")
     report.to_json(output_dir / "cost_report.json")
     report.to_csv(output_dir / "cost_report.csv")
     totals = report.totals()
@@ -56,8 +61,8 @@ def run_estimate(cfg: DictConfig) -> float:
         "output_dir": str(output_dir),
     }
     write_summary(output_dir, summary)
-    print(f"cost report: {output_dir / 'cost_report.json'} and .csv")
-    key = "sdk/cycles" if "sdk/cycles" in totals else f"{cfg.mappings[0]}/cycles"
+    print(f"cost report: {output_dir / 'cost_report.json'} and .csv", file=notes)
+    key = "sdk/cycles" if "sdk/cycles" in totals else f"{mappings[0]}/cycles"
     return float(totals[key])
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from imcompress.crossbar.config import HardwareConfig, constant_sources
 from imcompress.crossbar.costs import ENERGY_TERMS, LayerCosts, layer_costs
+from imcompress.crossbar.export import NAIVE_MARK, NAIVE_NOTE, layer_shape
 from imcompress.crossbar.mapping import METHODS, MappingResult, map_layers
 from imcompress.crossbar.options import (
     Convention,
@@ -188,14 +189,7 @@ class CostReport:
             energy = self.mappings[last].costs.energy_pj
             share = energy / (energy.sum() or 1.0)
         for k in range(len(table)):
-            shape = (
-                f"{table.in_channels[k]}->{table.out_channels[k]} {table.kernel_h[k]}x{table.kernel_w[k]}"
-                f"/{table.stride_h[k]} @{table.height[k]}x{table.width[k]}"
-            )
-            if table.rank_channels[k]:
-                shape += f" r{table.rank_channels[k]}"
-            if table.groups[k] > 1:
-                shape += f" g{table.groups[k]}"
+            shape = layer_shape(table, k)
             cells = [table.name[k], table.kind[k], shape]
             for mapped in self.mappings.values():
                 m = mapped.mapping
@@ -226,7 +220,7 @@ class CostReport:
         names = list(self.mappings) + [f"{n}_naive" for n in self.naive]
         for name in names:
             summary.add_row(
-                name,
+                f"{name} ({NAIVE_MARK})" if name.endswith("_naive") else name,
                 f"{totals[f'{name}/cycles']:,.0f}",
                 f"{totals[f'{name}/latency_us']:,.2f}",
                 f"{totals[f'{name}/energy_uj']:,.4g}",
@@ -251,6 +245,8 @@ class CostReport:
         console.print(layers)
         console.print("* = im2col fallback (no better window)")
         console.print(summary)
+        if self.naive:
+            console.print(f"({NAIVE_MARK}) {NAIVE_NOTE}")
         return console.export_text()
 
 

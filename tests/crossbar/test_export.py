@@ -1,0 +1,126 @@
+"""Paper-ready cost tables: Markdown, LaTeX and CSV parse, low-rank rows are labelled, digits agree."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+
+import pytest
+
+from imcompress.crossbar import HardwareConfig, LayerSpec, LayerTable, build_report
+from imcompress.crossbar.export import format_cost_report, layer_shape
+from imcompress.tables import Column, TextTable, latex_escape, significant
+
+LAYER_COLUMNS = [
+    "layer", "shape", "im2col window", "im2col cycles", "sdk window", "sdk cycles",
+    "vwsdk window", "vwsdk cycles", "vwsdk energy %",
+]  # fmt: skip
+TOTAL_COLUMNS = [
+    "mapping", "cycles", "latency (us)", "energy (uJ)", "arrays", "utilization", "speedup",
+    "energy ratio",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def report():
+    specs = [
+        LayerSpec(name="stem", height=32, width=32, kernel_h=3, kernel_w=3, in_channels=3,
+                  out_channels=16, padding_h=1, padding_w=1),
+        LayerSpec(name="block_1", kind="lowrank", height=32, width=32, kernel_h=3, kernel_w=3,
+                  in_channels=16, out_channels=16, padding_h=1, padding_w=1, groups=2,
+                  rank_channels=8),
+        LayerSpec(name="grouped", height=16, width=16, kernel_h=3, kernel_w=3, in_channels=32,
+                  out_channels=32, groups=4),
+    ]  # fmt: skip
+    return build_report(LayerTable.from_specs(specs), HardwareConfig(rows=64, cols=64))
+
+
+def _markdown_tables(text: str) -> list[list[list[str]]]:
+    tables, current = [], []
+    for line in text.splitlines():
+        if line.startswith("|"):
+            current.append([cell.strip() for cell in re.split(r"(?<!\\)\|", line[1:-1])])
+        elif current:
+            tables.append(current)
+            current = []
+    if current:
+        tables.append(current)
+    return tables
+
+
+def test_markdown_has_the_columns_labels_and_the_naive_footnote(report) -> None:
+    text = format_cost_report(report, "md")
+    layers, totals = _markdown_tables(text)
+    assert layers[0] == LAYER_COLUMNS and totals[0] == TOTAL_COLUMNS
+    assert all(len(row) == len(LAYER_COLUMNS) for row in layers)
+    assert all(len(row) == len(TOTAL_COLUMNS) for row in totals)
+    assert set(layers[1][0]) <= {"-", ":"}  # the alignment row
+    pair = next(row for row in layers if row[0] == "block_1")
+    assert pair[1] == "16->16 3x3/1 @32x32 k=4 g=2 (R out 8)"
+    assert next(row for row in layers if row[0] == "grouped")[1].endswith(" g=4")
+    names = [row[0] for row in totals[2:]]
+    assert names == [
+        "im2col", "sdk", "vwsdk", "im2col_naive<sup>a</sup>", "sdk_naive<sup>a</sup>",
+        "vwsdk_naive<sup>a</sup>", "dense_im2col<sup>b</sup>",
+    ]  # fmt: skip
+    assert re.search(r"^<sup>a</sup> rows ending in _naive: .*mapped naively", text, re.M)
+
+
+def test_latex_is_a_tabular_with_escaped_underscores(report) -> None:
+    text = format_cost_report(report, "latex")
+    specs = re.findall(r"\\begin\{tabular\}\{([lr]+)\}", text)
+    assert [len(spec) for spec in specs] == [len(LAYER_COLUMNS), len(TOTAL_COLUMNS)]
+    assert text.count("\\end{tabular}") == 2 and "\\toprule" in text
+    assert re.search(r"(?<!\\)_", text) is None, "unescaped underscore"
+    assert "vwsdk\\_naive$^{a}$" in text and "block\\_1" in text
+    assert "vwsdk energy \\%" in text and "16$\\to$16" in text
+    rows = [line for line in text.splitlines() if line.endswith("\\\\")]
+    assert {line.count(" & ") for line in rows[: len(report.table) + 1]} == {len(LAYER_COLUMNS) - 1}
+
+
+def test_csv_round_trips_the_totals(report) -> None:
+    text = format_cost_report(report, "csv")
+    layer_block, total_block = text.strip().split("\n\n")
+    layers = list(csv.DictReader(io.StringIO(layer_block)))
+    totals = list(csv.DictReader(io.StringIO(total_block)))
+    assert [row["layer"] for row in layers] == ["stem", "block_1", "grouped"]
+    assert list(totals[0])[: len(TOTAL_COLUMNS)] == TOTAL_COLUMNS
+    expected = report.totals()
+    for row in totals[:-1]:
+        name = row["mapping"]
+        assert float(row["cycles"]) == expected[f"{name}/cycles"]
+        assert float(row["energy (uJ)"]) == expected[f"{name}/energy_uj"]  # full precision
+        assert float(row["speedup"]) == expected[f"{name}/speedup_vs_im2col"]
+    assert "mapped naively" in totals[3]["note"] and totals[0]["note"] == ""
+    assert totals[-1]["mapping"] == "dense_im2col" and totals[-1]["arrays"] == ""
+
+
+def test_console_default_labels_low_rank_rows(report) -> None:
+    text = format_cost_report(report, "console", width=200)
+    assert "k=4 g=2 (R out 8)" in text and "totals per image" in text
+    assert "(a) rows ending in _naive" in text
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [(1.0, "1.00"), (0.012345, "0.0123"), (2.7283, "2.73"), (123.4, "123"), (12345.6, "12,346"),
+     (7, "7"), (0.0, "0"), (None, "n/a"), (float("nan"), "n/a")],
+)  # fmt: skip
+def test_three_significant_digits(value: float | None, shown: str) -> None:
+    assert significant(value) == shown
+
+
+def test_layer_shape_of_an_output_grouped_pair() -> None:
+    spec = LayerSpec(name="p", kind="lowrank", height=8, width=8, kernel_h=3, kernel_w=3,
+                     in_channels=8, out_channels=12, rank_channels=12, l_groups=3)  # fmt: skip
+    assert layer_shape(LayerTable.from_specs([spec]), 0).endswith("k=4 g=3 (R out 12)")
+
+
+def test_escaping_and_rows_of_the_wrong_length() -> None:
+    assert latex_escape("a_b & 5% #1 {x}") == r"a\_b \& 5\% \#1 \{x\}"
+    table = TextTable([Column("a|b")], [])
+    table.add(["x|y"])
+    assert "x\\|y" in table.render("md") and "a\\|b" in table.render("md")
+    with pytest.raises(ValueError, match="2 values for 1 columns"):
+        table.add([1, 2])
