@@ -1,4 +1,4 @@
-"""Plain-loop implementations of the mappings, written from crossbar.md, one layer at a time.
+"""Plain-loop implementations of the mappings, written from docs/cost-model.md, one layer at a time.
 
 They share no code with ``imcompress.crossbar`` and visit every candidate window, like the
 published code; the vectorized estimator must agree with them.

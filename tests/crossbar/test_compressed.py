@@ -1,4 +1,4 @@
-"""Grouped convs, low-rank pairs and channel-pruned layers (crossbar.md section 6)."""
+"""Grouped convs, low-rank pairs and channel-pruned layers (docs/cost-model.md#compressed-layers)."""
 
 from __future__ import annotations
 
@@ -86,7 +86,7 @@ def test_unpacked_groups_cost_groups_times_one_group(
 
 
 def test_aligned_l_packs_blocks_spec_example() -> None:
-    """crossbar.md: N=16, g*k=8, OC=16 on 64x64: 4 arrays hold all 16 blocks (not 2*4=8 tiles)."""
+    """docs/cost-model.md#low-rank-pair: N=16, g*k=8, OC=16 on 64x64: 4 arrays hold all 16 blocks (not 2*4=8 tiles)."""
     aligned = AlignedL(np.array([True]), np.array([8]), np.array([16]), np.array([1]))
     assert aligned.arrays(np.array([16]), Crossbar(64, 64)).tolist() == [4]
     # a block larger than the array is tiled on its own: 3 copies x 2 x 1 tiles
@@ -160,7 +160,7 @@ def test_naive_pair_is_r_and_l_mapped_on_their_own(method: str, groups: int, l_g
 
 
 def test_naive_im2col_l_costs_as_much_as_the_original_layer() -> None:
-    """crossbar.md: with im2col, L runs at every output position: O_h*O_w cycles."""
+    """docs/cost-model.md#low-rank-pair: with im2col, L runs at every output position: O_h*O_w cycles."""
     table = LayerTable.from_specs([pair(10, 16, 4, 16, padding=1)])
     naive = map_layers(table, Crossbar(128, 128), "im2col", lowrank="naive")
     dense = map_layers(table.dense(), Crossbar(128, 128), "im2col")

@@ -231,7 +231,7 @@ def _pattern(cells: list[tuple[int, int]], size: int = 3) -> np.ndarray:
 
 
 FULL = [(r, c) for r in range(3) for c in range(3)]
-SPEC_PATTERNS = {  # crossbar.md section 8, PW = 4 (i = j = 2): rows skipped per channel
+SPEC_PATTERNS = {  # docs/cost-model.md#worked-numbers, PW = 4 (i = j = 2): rows skipped per channel
     "full": (FULL, 0),
     "one corner off": ([p for p in FULL if p != (0, 0)], 1),
     "2x2 corner block": ([(0, 0), (0, 1), (1, 0), (1, 1)], 7),

@@ -1,6 +1,6 @@
 """Published numbers, reproduced exactly in the reference convention.
 
-* crossbar.md section 8 (worked numbers, reference convention, 1-bit weights);
+* docs/cost-model.md#worked-numbers (worked numbers, reference convention, 1-bit weights);
 * the VW-SDK repository README (Rhe et al., DATE 2022; github.com/djwhsdj/VW-SDK), VGG-13 and
   ResNet-18 at 512x512, 1-bit. Those tables were produced by the repository's first notebook,
   which counts only whole parallel windows (``floor(O/i)``): ``convention="reference_floor"``.

@@ -34,7 +34,7 @@ ADC_ENERGY_PJ_BY_BITS: dict[int, float] = {
 }
 ADC_ENERGY_SOURCE = (
     "8 bit: 2 mW at 1.2 GS/s SAR ADC (Kull et al., ISSCC 2013) as used by ISAAC = 1.67 pJ/conversion; "
-    "other resolutions: capacitive-DAC scaling of that ADC (crossbar.md section 7)"
+    "other resolutions: capacitive-DAC scaling of that ADC (docs/cost-model.md#constants)"
 )
 
 
@@ -55,13 +55,13 @@ class HardwareConfig:
     rows: int = _const(128, "word lines per array", ISAAC + ": 128x128 arrays")
     cols: int = _const(128, "bit lines per array", ISAAC + ": 128x128 arrays")
     weight_bits: int = _const(
-        1, "bits", "crossbar.md section 5: default 1 (published tables ignore bits)"
+        1, "bits", "docs/cost-model.md#bits: default 1 (published tables ignore bits)"
     )
-    cell_bits: int = _const(1, "bits per cell", "crossbar.md section 5: default 1")
+    cell_bits: int = _const(1, "bits per cell", "docs/cost-model.md#bits: default 1")
     differential: bool = _const(
-        False, "flag", "crossbar.md section 5: two cells per weight slice when true"
+        False, "flag", "docs/cost-model.md#bits: two cells per weight slice when true"
     )
-    input_bits: int = _const(1, "bits", "crossbar.md section 5: default 1 (bit-serial inputs)")
+    input_bits: int = _const(1, "bits", "docs/cost-model.md#bits: default 1 (bit-serial inputs)")
     dac_bits: int = _const(1, "bits", ISAAC + ": 1-bit DACs")
     adc_bits: int = _const(8, "bits", ISAAC + ": 8-bit ADC for 128 rows, 2-bit cells, 1-bit DAC")
     cycle_ns: float = _const(
@@ -87,7 +87,7 @@ class HardwareConfig:
     shift_add_energy_pj: float = _const(
         0.021,
         "pJ per column per input cycle",
-        "crossbar.md section 7 (ISAAC S+A units, 0.2 mW per 8x128 columns)",
+        ISAAC + ": shift-and-add units, 0.2 mW per 8x128 columns x 100 ns",
     )
     psum_add_energy_pj: float = _const(
         0.021,
@@ -130,13 +130,15 @@ class HardwareConfig:
     area_scale: float = _const(1.0, "factor", "user knob, 1 = as cited")
     # mapping options
     search: Search = field(
-        default=Search.exact, metadata={"unit": "option", "source": "crossbar.md section 4"}
+        default=Search.exact,
+        metadata={"unit": "option", "source": "docs/cost-model.md#vw-sdk-search"},
     )
     convention: Convention = field(
-        default=Convention.physical, metadata={"unit": "option", "source": "crossbar.md section 1"}
+        default=Convention.physical,
+        metadata={"unit": "option", "source": "docs/cost-model.md#conventions"},
     )
-    pack_groups: bool = _const(True, "option", "crossbar.md section 6 (grouped conv)")
-    pipeline: bool = _const(False, "option", "crossbar.md section 6 (low-rank pair latency)")
+    pack_groups: bool = _const(True, "option", "docs/cost-model.md#grouped-conv")
+    pipeline: bool = _const(False, "option", "docs/cost-model.md#low-rank-pair (pair latency)")
 
     def __post_init__(self) -> None:
         self.validate()

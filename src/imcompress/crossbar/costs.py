@@ -1,4 +1,4 @@
-"""Energy, latency and area of a mapping (crossbar.md section 7), per layer."""
+"""Energy, latency and area of a mapping (docs/cost-model.md#energy), per layer."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Row skipping for pattern-pruned layers (crossbar.md section 6, GAROS model).
+"""Row skipping for pattern-pruned layers (docs/cost-model.md#row-skipping, GAROS model).
 
 A crossbar row is one (window cell, input channel) pair. Under a parallel window of ``i x j``
 outputs the kernel of channel ``c`` is copied at the shifts ``S = {0, s, ..., (i-1)s} x

@@ -1,4 +1,4 @@
-"""The published VW-SDK code's window selection, reproduced exactly (crossbar.md section 4).
+"""The published VW-SDK code's window selection, reproduced exactly (docs/cost-model.md#reference-quirk).
 
 The published loop keeps its "best so far" in a FIFO queue: at the start of every ``j`` row the
 row's first candidate is appended, and a candidate replaces the *oldest* entry (pop front, append)

@@ -110,7 +110,7 @@ def step_counts(
     xbar: Crossbar,
     pack: bool | np.ndarray,
 ) -> StepCounts:
-    """Counts per window step for ``blocks`` blocks (crossbar.md section 7)."""
+    """Counts per window step for ``blocks`` blocks (docs/cost-model.md#energy)."""
     slices = xbar.slices
     phys_cols = block_cols * slices
     fits = (row_tiles == 1) & (col_tiles == 1) & (blocks > 1) & pack
