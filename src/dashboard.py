@@ -5,8 +5,10 @@
     python src/dashboard.py --entity E --project P --dry-run --spec-out workspace.json
 
 Panels: val/acc, val/loss, train/loss curves grouped by `compression.method`; accuracy against
-`hw/<mapping>/cycles` and `hw/<mapping>/energy_uj` for every mapping; parallel coordinates over
-method, group, rank, sparsity, hw and accuracy. Offline runs must be uploaded first
+`hw/<mapping>/speedup` (vs the dense model on im2col) and `hw/<mapping>/energy_uj` for every
+mapping; accuracy against `group`; parallel coordinates over method, group, rank, sparsity, hw
+and accuracy. Runs are grouped and coloured by `compression.method`; panels show up to
+--max-runs runs. Offline runs must be uploaded first
 (`wandb sync <job dir>/wandb/offline-run-*`, see docs/wandb.md).
 Exit status: 0 saved (or --dry-run), 1 no API key / save failed.
 """
@@ -20,6 +22,7 @@ from pathlib import Path
 
 from imcompress.sweep.dashboard import (
     DEFAULT_MAPPINGS,
+    DEFAULT_MAX_RUNS,
     DEFAULT_NAME,
     MissingApiKeyError,
     build_workspace,
@@ -51,6 +54,12 @@ def main(argv: list[str] | None = None) -> int:
         "--mappings", nargs="+", default=list(DEFAULT_MAPPINGS), help="crossbar mappings to plot"
     )
     parser.add_argument(
+        "--max-runs",
+        type=int,
+        default=DEFAULT_MAX_RUNS,
+        help=f"runs shown per panel (default {DEFAULT_MAX_RUNS}; W&B's own default is 10)",
+    )
+    parser.add_argument(
         "--spec-out", type=Path, default=None, help="also write the workspace spec (JSON) here"
     )
     parser.add_argument(
@@ -65,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         group=args.group,
         accuracy=args.accuracy,
         mappings=args.mappings,
+        max_runs=args.max_runs,
     )
     spec = workspace_spec(workspace)
     if args.spec_out is not None:

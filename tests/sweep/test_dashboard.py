@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -39,9 +40,14 @@ def test_workspace_spec_has_the_comparison_panels() -> None:
     assert {p["config"]["yAxis"] for p in scatters} == {"summary:test/acc"}
     assert [p["config"]["xAxis"] for p in scatters] == [
         f"summary:hw/{mapping}/{quantity}"
-        for quantity in ("cycles", "energy_uj")
+        for quantity in ("speedup", "energy_uj")
         for mapping in ("im2col", "sdk", "vwsdk")
     ]
+    (by_group,) = sections["Accuracy vs group"]
+    assert (by_group["config"]["xAxis"], by_group["config"]["yAxis"]) == (
+        "config:group.value",
+        "summary:test/acc",
+    )
     (parallel,) = sections["Sweep axes"]
     assert parallel["viewType"] == "Parallel Coordinates Plot"
     assert [c["accessor"] for c in parallel["config"]["columns"]] == [
@@ -59,11 +65,27 @@ def test_workspace_spec_has_the_comparison_panels() -> None:
     ]
 
 
+def test_runs_are_grouped_and_coloured_by_method_and_a_whole_study_is_shown() -> None:
+    spec = workspace_spec(build_workspace("me", "p", max_runs=250))["spec"]["section"]
+    (runset,) = spec["runSets"]
+    assert runset["grouping"] == [{"section": "config", "name": "compression.value.method"}]
+    colours = {
+        re.search(r"%22value%22%3A%22([a-z_]+)%22", key)[1]: colour
+        for key, colour in spec["customRunColors"].items()
+    }
+    assert set(colours) >= {"none", "lr", "glr", "prune_channel", "prune_pattern"}
+    assert len(set(colours.values())) == len(colours)  # one colour per method
+    assert spec["settings"]["maxRuns"] == 250
+    assert (
+        workspace_spec(build_workspace("me", "p"))["spec"]["section"]["settings"]["maxRuns"] >= 100
+    )
+
+
 def test_mappings_and_accuracy_are_parameters() -> None:
     spec = workspace_spec(build_workspace("me", "p", accuracy="val/acc_best", mappings=["vwsdk"]))
     scatters = panels_by_section(spec)["Accuracy vs crossbar cost"]
     assert [(p["config"]["xAxis"], p["config"]["yAxis"]) for p in scatters] == [
-        ("summary:hw/vwsdk/cycles", "summary:val/acc_best"),
+        ("summary:hw/vwsdk/speedup", "summary:val/acc_best"),
         ("summary:hw/vwsdk/energy_uj", "summary:val/acc_best"),
     ]
     assert spec["spec"]["section"]["runSets"][0]["filters"]["filters"] == []

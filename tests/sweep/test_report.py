@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import csv
+import importlib.util
+import io
 import json
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -11,11 +14,12 @@ from typing import Any
 
 import pytest
 import yaml
+from matplotlib.container import ErrorbarContainer
 
-from imcompress.sweep.aggregate import accuracy_column
+from imcompress.sweep.aggregate import accuracy_column, sweep_table
 from imcompress.sweep.jobs import discover_jobs, planned_overrides
 from imcompress.sweep.pareto import pareto_front
-from imcompress.sweep.plots import cost_mappings, point_labels
+from imcompress.sweep.plots import QUANTITIES, accuracy_figure, cost_mappings, point_labels
 from imcompress.sweep.report import build_report, format_report
 from tests.conftest import ROOT
 
@@ -193,7 +197,98 @@ def test_report_script_rebuilds_and_exits_nonzero_on_failures(
     assert result.returncode == 1, result.stderr
     assert "2 completed, 1 failed, 1 running, 1 missing" in result.stdout
     assert (partial_sweep / "sweep_summary.csv").exists()
+    header = next(line for line in result.stdout.splitlines() if line.startswith("job"))
+    assert header.split()[:5] == ["job", "status", "overrides", "method", "test/acc"]
+    assert any(
+        line.split()[:3] == ["1", "completed", "group=2"] for line in result.stdout.splitlines()
+    )
     missing = subprocess.run(
         [*script, str(tmp_path / "nope")], capture_output=True, text=True, timeout=300
     )
     assert missing.returncode == 2 and "is not a folder" in missing.stderr
+
+
+def _report_script() -> Any:
+    spec = importlib.util.spec_from_file_location("report_script", ROOT / "src" / "report.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_report_prints_the_sweep_table_as_csv_or_latex(
+    partial_sweep: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    script = _report_script()
+    assert script.main([str(partial_sweep), "--no-plots", "--format", "csv"]) == 1
+    out = capsys.readouterr()
+    rows = list(csv.DictReader(io.StringIO(out.out)))
+    assert [(r["job"], r["status"], r["overrides"]) for r in rows][:3] == [
+        ("0", "completed", "group=1"), ("1", "completed", "group=2"), ("2", "failed", "group=4"),
+    ]  # fmt: skip
+    assert float(rows[1]["vwsdk cycles"]) == 500.0 and float(rows[0]["test/acc"]) == 0.8
+    assert "1 failed" in out.err  # the summary goes to stderr, stdout is only the table
+    assert script.main([str(partial_sweep), "--no-plots", "--format", "latex"]) == 1
+    latex = capsys.readouterr().out
+    assert "\\begin{tabular}" in latex and "test/acc" in latex and "vwsdk cycles" in latex
+
+
+def _study_rows() -> list[dict[str, Any]]:
+    """Three seeds per setting; two GLR settings land almost on the same spot."""
+    settings = [
+        ("none", "", [0.910, 0.914, 0.918], 1.0),
+        ("glr", "group=2", [0.900, 0.904, 0.902], 2.00),
+        ("glr", "group=4", [0.899, 0.903, 0.901], 2.02),
+        ("prune_channel", "sparsity=0.5", [0.870, 0.880, 0.875], 1.9),
+    ]
+    rows = []
+    for method, extra, accuracies, speedup in settings:
+        for seed, acc in enumerate(accuracies):
+            rows.append({
+                "status": "completed", "compression": method, "test/acc": acc,
+                "overrides": f"compression={method} {extra} seed={seed}",
+                "hw/sdk/speedup_vs_im2col": speedup, "hw/sdk/cycles": 1000 / speedup,
+                "hw/dense_im2col/cycles": 1500.0,
+            })  # fmt: skip
+    return rows
+
+
+def test_plot_has_seed_error_bars_dense_reference_lines_and_separate_labels() -> None:
+    rows = _study_rows()
+    drawn = accuracy_figure(rows, "test/acc", QUANTITIES["speedup"][0])
+    assert drawn is not None
+    figure, (axes,) = drawn
+    bars = {c.get_label(): c for c in axes.containers if isinstance(c, ErrorbarContainer)}
+    assert set(bars) == {"none", "glr", "prune_channel"}  # one colour (container) per method
+    colours = {tuple(c.lines[0].get_color()) for c in bars.values()}
+    assert len(colours) == 3
+    glr_x = sorted(bars["glr"].lines[0].get_xdata())
+    assert glr_x == pytest.approx([2.00, 2.02])  # seeds grouped: one point per setting
+    (bar_lines,) = bars["glr"].lines[2]
+    half_lengths = sorted((seg[1][1] - seg[0][1]) / 2 for seg in bar_lines.get_segments())
+    assert half_lengths == pytest.approx([statistics.stdev([0.899, 0.903, 0.901])] * 2)
+    lines = {line.get_label(): line for line in axes.get_lines()}
+    dense = lines["dense accuracy (mean of 3)"]
+    assert dense.get_ydata()[0] == pytest.approx(statistics.fmean([0.910, 0.914, 0.918]))
+    assert lines["dense model on im2col"].get_xdata()[0] == 1.0  # speedup axis: dense is 1
+    renderer = figure.canvas.get_renderer()
+    labels = [text for text in axes.texts if text.get_text()]
+    assert {t.get_text() for t in labels} == {"group=2", "group=4", "sparsity=0.5"}
+    boxes = [t.get_window_extent(renderer) for t in labels]
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])
+
+
+def test_cost_axis_reference_is_the_dense_models_im2col_cycles() -> None:
+    drawn = accuracy_figure(_study_rows(), "test/acc", QUANTITIES["cost"][0])
+    assert drawn is not None
+    lines = {line.get_label(): line for line in drawn[1][0].get_lines()}
+    assert lines["dense model on im2col"].get_xdata()[0] == 1500.0
+
+
+def test_sweep_table_columns(partial_sweep: Path) -> None:
+    report = build_report(partial_sweep, plots=False)
+    table = sweep_table(report.rows, report.accuracy)
+    names = [c.name for c in table.columns]
+    assert names[:6] == ["job", "status", "overrides", "method", "test/acc", "params"]
+    assert "vwsdk cycles" in names and "im2col energy (uJ)" in names
+    assert len(table.rows) == 5

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from imcompress.crossbar.options import Method
 from imcompress.sweep.jobs import SweepJob
+from imcompress.tables import Column, TextTable, count, significant
 
 TABLE_FILE = "sweep_summary.csv"
 COST_PREFIX = (
@@ -37,6 +40,8 @@ LEADING_COLUMNS = (
     "wall_time_s",
 )
 ACCURACY_PREFERENCE = ("test/acc", "val/acc_best", "val/acc", "best/val/acc")
+MAPPING_ORDER = tuple(m.value for m in Method)
+_COST_KEY = re.compile(rf"^{re.escape(COST_PREFIX)}(?P<mapping>[^/]+)/(?P<quantity>[^/]+)$")
 
 
 def _flat(prefix: str, values: Any) -> dict[str, Any]:
@@ -110,3 +115,79 @@ def accuracy_column(rows: Iterable[dict[str, Any]], preferred: str | None = None
         if any(isinstance(row.get(name), (int, float)) for row in rows):
             return name
     return None
+
+
+def number(value: Any) -> float | None:
+    """``value`` as a float when it is a real number (not a bool), else None."""
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def cost_mappings(rows: Sequence[dict[str, Any]], quantity: str) -> list[str]:
+    """Mappings with a ``hw/<mapping>/<quantity>`` value in any row (dense and naive references excluded)."""
+    found = {
+        match["mapping"]
+        for row in rows
+        for key, value in row.items()
+        if (match := _COST_KEY.match(key))
+        and match["quantity"] == quantity
+        and number(value) is not None
+    }
+    found = {
+        name for name in found if not name.endswith("_naive") and not name.startswith("dense_")
+    }
+    return sorted(
+        found,
+        key=lambda name: (
+            MAPPING_ORDER.index(name) if name in MAPPING_ORDER else len(MAPPING_ORDER),
+            name,
+        ),
+    )
+
+
+def varying_overrides(rows: Sequence[dict[str, Any]], limit: int = 40) -> list[str]:
+    """Per row, the ``key=value`` overrides that are not the same in every row (at most ``limit`` characters)."""
+    split = [str(row.get("overrides") or "").split() for row in rows]
+    common = set.intersection(*(set(items) for items in split)) if split else set()
+    return [" ".join(item for item in items if item not in common)[:limit] for items in split]
+
+
+def sweep_table(rows: Sequence[dict[str, Any]], accuracy: str | None) -> TextTable:
+    """The compact sweep table printed by ``src/report.py``: one row per job.
+
+    Columns: job, status, the overrides that vary, method, accuracy, parameters, and per mapping
+    the cycles, the speedup against the dense model on im2col and the energy (when logged).
+    """
+
+    def text(value: Any) -> str:
+        return "" if value is None else str(value)
+
+    columns = [
+        Column("job", text),
+        Column("status", text, "l"),
+        Column("overrides", text, "l"),
+        Column("method", text, "l"),
+    ]
+    keys: list[str | None] = [None, None, None, "compression"]
+    if accuracy:
+        columns.append(Column(accuracy))
+        keys.append(accuracy)
+    if any(number(row.get("parameters/total")) is not None for row in rows):
+        columns.append(Column("params", count))
+        keys.append("parameters/total")
+    for mapping in cost_mappings(rows, "cycles"):
+        for quantity, header, show in (
+            ("cycles", f"{mapping} cycles", count),
+            ("speedup_vs_im2col", f"{mapping} speedup", significant),
+            ("energy_uj", f"{mapping} energy (uJ)", significant),
+        ):
+            key = f"{COST_PREFIX}{mapping}/{quantity}"
+            if any(number(row.get(key)) is not None for row in rows):
+                columns.append(Column(header, show))
+                keys.append(key)
+    table = TextTable(columns, [], title=f"{len(rows)} jobs")
+    labels = varying_overrides(rows)
+    for row, label in zip(rows, labels, strict=True):
+        values: list[Any] = [row.get("job"), row.get("status"), label]
+        values += [row.get(key) if key else None for key in keys[3:]]
+        table.add([v if v is not None else ("" if i < 4 else None) for i, v in enumerate(values)])
+    return table

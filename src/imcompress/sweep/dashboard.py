@@ -3,8 +3,9 @@
 Built entirely offline; only :func:`save_workspace` talks to W&B and needs an API key. Keys it
 reads from the runs (as logged by ``src/train.py``): config ``compression.method``, ``group``,
 ``rank``, ``sparsity``, ``hw.name``; history ``val/acc``, ``val/loss``, ``train/loss`` against
-``epoch``; summary ``test/acc`` (or another accuracy) and ``hw/<mapping>/cycles``,
-``hw/<mapping>/energy_uj`` from the crossbar cost callback.
+``epoch``; summary ``test/acc`` (or another accuracy) and ``hw/<mapping>/speedup`` (against the
+dense model on im2col), ``hw/<mapping>/energy_uj`` from the crossbar cost callback. Runs are
+grouped and coloured by ``compression.method`` (the same tab10 colours as the sweep plots).
 """
 
 from __future__ import annotations
@@ -14,11 +15,24 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-DEFAULT_MAPPINGS = ("im2col", "sdk", "vwsdk")
+from imcompress.crossbar.options import Method
+
+DEFAULT_MAPPINGS = tuple(m.value for m in Method)
 DEFAULT_NAME = "imcompress: accuracy vs crossbar cost"
 METHOD_KEY = "compression.method"
 SWEEP_AXES = ("group", "rank", "sparsity", "hw.name")
 CURVES = ("val/acc", "val/loss", "train/loss")
+COST_PANELS = (("speedup", "speedup vs dense im2col"), ("energy_uj", "energy [uJ]"))
+# One colour per compression method (matplotlib's tab10, in the order of conf/compression/).
+METHOD_COLOURS = {
+    "none": "#2ca02c",
+    "lr": "#ff7f0e",
+    "glr": "#1f77b4",
+    "prune_unstructured": "#8c564b",
+    "prune_channel": "#d62728",
+    "prune_pattern": "#9467bd",
+}
+DEFAULT_MAX_RUNS = 100  # runs shown per panel (W&B's default, 10, cuts a study short)
 
 
 class MissingApiKeyError(RuntimeError):
@@ -45,12 +59,16 @@ def build_workspace(
     group: str | None = None,
     accuracy: str = "test/acc",
     mappings: Sequence[str] = DEFAULT_MAPPINGS,
+    max_runs: int = DEFAULT_MAX_RUNS,
 ) -> Any:
     """The workspace (a ``wandb_workspaces.workspaces.Workspace``; no network).
 
-    Sections: training curves grouped by compression method; accuracy against cycles and
-    against energy for every mapping; parallel coordinates over group, rank, sparsity, hw and
-    accuracy. ``group`` restricts the runs to one W&B group (one multirun: ``<name>-<sweep dir>``).
+    Sections: training curves grouped by compression method; accuracy against the speedup (vs
+    the dense model on im2col) and against the energy of every mapping; accuracy against the
+    group count; parallel coordinates over method, group, rank, sparsity, hw and accuracy. The
+    runset is grouped and coloured by compression method and every panel shows up to
+    ``max_runs`` runs. ``group`` restricts the runs to one W&B group (one multirun:
+    ``<name>-<sweep dir>``).
     """
     import wandb_workspaces.reports.v2 as wr
     import wandb_workspaces.workspaces as ws
@@ -69,12 +87,19 @@ def build_workspace(
     ]
     scatters: list[Any] = [
         wr.ScatterPlot(
-            title=f"{accuracy} vs {mapping} {quantity}",
+            title=f"{accuracy} vs {mapping} {label}",
             x=wr.SummaryMetric(f"hw/{mapping}/{quantity}"),
             y=wr.SummaryMetric(accuracy),
         )
-        for quantity in ("cycles", "energy_uj")
+        for quantity, label in COST_PANELS
         for mapping in mappings
+    ]
+    by_group: list[Any] = [
+        wr.ScatterPlot(
+            title=f"{accuracy} vs group (g of group low-rank)",
+            x=wr.Config("group"),
+            y=wr.SummaryMetric(accuracy),
+        )
     ]
     columns = [
         wr.ParallelCoordinatesPlotColumn(metric=wr.Config(METHOD_KEY), display_name="method")
@@ -95,11 +120,14 @@ def build_workspace(
         sections=[
             ws.Section(name="Training curves by compression method", panels=curves, is_open=True),
             ws.Section(name="Accuracy vs crossbar cost", panels=scatters, is_open=True),
+            ws.Section(name="Accuracy vs group", panels=by_group, is_open=True),
             ws.Section(name="Sweep axes", panels=[parallel], is_open=True),
         ],
-        settings=ws.WorkspaceSettings(x_axis="epoch"),
+        settings=ws.WorkspaceSettings(x_axis="epoch", max_runs=max_runs),
         runset_settings=ws.RunsetSettings(
             filters=filters,
+            groupby=[expr.Config(METHOD_KEY)],
+            group_colors=dict[Any, Any](METHOD_COLOURS),
             pinned_columns=[
                 "config:group",
                 "config:rank",

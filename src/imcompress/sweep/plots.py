@@ -1,30 +1,68 @@
 """Accuracy-vs-cost PNGs of a sweep: one panel per crossbar mapping, one colour per method.
 
-Files: ``acc_vs_cycles.png`` and ``acc_vs_energy.png`` in the sweep folder. Each panel plots the
-completed jobs that have both the accuracy and that mapping's cost, marks the Pareto front (lower
-cost, higher accuracy) with a dashed step line and ringed points, and labels every point with the
-overrides that differ between jobs. Uses matplotlib's Agg canvas (no display needed).
+Files in the sweep folder, for ``x_axis="cost"`` (default): ``acc_vs_cycles.png`` and
+``acc_vs_energy.png``; for ``x_axis="speedup"``: ``acc_vs_speedup.png`` (speedup against the dense
+model mapped with im2col, higher is better) and ``acc_vs_energy_ratio.png`` (energy over the
+dense model's on im2col). Jobs that differ only in their seed are one point: the mean, with the
+standard deviation over seeds as error bars. The dense model is a reference: a horizontal line at
+its mean accuracy (jobs with ``compression=none``) and a vertical line at its im2col cost (or at
+1 on the ratio axes). The Pareto front (cheaper or faster, and more accurate) is a dashed step
+line with ringed points. Labels are the overrides that vary, placed where they overlap no other
+label. Uses matplotlib's Agg canvas (no display needed).
 """
 
 from __future__ import annotations
 
 import re
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from imcompress.sweep.aggregate import COST_PREFIX
+from imcompress.sweep.aggregate import COST_PREFIX, cost_mappings, number, varying_overrides
 from imcompress.sweep.pareto import pareto_front
 
-QUANTITIES = {
-    "cycles": ("acc_vs_cycles.png", "cycles"),
-    "energy_uj": ("acc_vs_energy.png", "energy [µJ]"),
+__all__ = ["PlotResult", "Quantity", "accuracy_figure", "cost_mappings", "point_labels"]
+
+DENSE_METHODS = ("none", "")
+BASELINE = "dense_im2col"
+_SEED = re.compile(r"^(\+*seed)=")
+
+
+@dataclass(frozen=True)
+class Quantity:
+    """One x axis: which total it reads, how it is named, and which direction is better."""
+
+    key: str  # hw/<mapping>/<key>
+    filename: str
+    label: str
+    higher_is_better: bool = False
+    ratio: bool = False  # a ratio to the dense im2col model (the reference line sits at 1)
+
+
+QUANTITIES: dict[str, tuple[Quantity, ...]] = {
+    "cost": (
+        Quantity("cycles", "acc_vs_cycles.png", "cycles"),
+        Quantity("energy_uj", "acc_vs_energy.png", "energy [µJ]"),
+    ),
+    "speedup": (
+        Quantity(
+            "speedup_vs_im2col",
+            "acc_vs_speedup.png",
+            "speedup (dense im2col = 1)",
+            higher_is_better=True,
+            ratio=True,
+        ),
+        Quantity(
+            "energy_ratio_vs_im2col",
+            "acc_vs_energy_ratio.png",
+            "energy ratio (dense im2col = 1)",
+            ratio=True,
+        ),
+    ),
 }
-MAPPING_ORDER = ("im2col", "sdk", "vwsdk")
-_COST_KEY = re.compile(
-    rf"^{re.escape(COST_PREFIX)}(?P<mapping>[^/]+)/(?P<quantity>cycles|energy_uj)$"
-)
+X_AXES = tuple(QUANTITIES)
 
 
 @dataclass
@@ -35,84 +73,147 @@ class PlotResult:
     messages: list[str]
 
 
-def _number(value: Any) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+@dataclass
+class _Point:
+    """One method+settings group: mean and standard deviation over its seeds."""
 
-
-def cost_mappings(rows: Sequence[dict[str, Any]], quantity: str) -> list[str]:
-    """Mappings with a ``hw/<mapping>/<quantity>`` value in any row (dense and naive references excluded)."""
-    found = {
-        match["mapping"]
-        for row in rows
-        for key, value in row.items()
-        if (match := _COST_KEY.match(key))
-        and match["quantity"] == quantity
-        and _number(value) is not None
-    }
-    found = {
-        name for name in found if not name.endswith("_naive") and not name.startswith("dense_")
-    }
-    return sorted(
-        found,
-        key=lambda name: (
-            MAPPING_ORDER.index(name) if name in MAPPING_ORDER else len(MAPPING_ORDER),
-            name,
-        ),
-    )
+    method: str
+    label: str
+    x: float
+    y: float
+    x_std: float
+    y_std: float
+    seeds: int
 
 
 def point_labels(rows: Sequence[dict[str, Any]]) -> list[str]:
     """Short labels: the ``key=value`` overrides that are not the same in every row."""
-    split = [row.get("overrides", "").split() for row in rows]
-    common = set.intersection(*(set(items) for items in split)) if split else set()
-    return [" ".join(item for item in items if item not in common)[:40] for items in split]
+    return varying_overrides(rows)
+
+
+def _short(label: str) -> str:
+    """``experiment=study/fmnist_glr2 compression=glr group=2`` -> ``fmnist_glr2 group=2``.
+
+    The method is dropped (the colour shows it) and config paths are cut to their last part.
+    """
+    items = []
+    for item in label.split():
+        key, _, value = item.partition("=")
+        key = key.lstrip("+~")
+        if key == "compression":
+            continue
+        items.append(value.rsplit("/", 1)[-1] if key == "experiment" else item)
+    return " ".join(items)
+
+
+def _method(row: dict[str, Any]) -> str:
+    return str(row.get("compression") or "none")
+
+
+def _group_points(rows: Sequence[dict[str, Any]], x_key: str, accuracy: str) -> list[_Point]:
+    """Rows with both values, grouped by method and every varying override except the seed."""
+    usable = [
+        row
+        for row in rows
+        if number(row.get(x_key)) is not None and number(row.get(accuracy)) is not None
+    ]
+    without_seed = [
+        {
+            **row,
+            "overrides": " ".join(
+                i for i in str(row.get("overrides") or "").split() if not _SEED.match(i)
+            ),
+        }
+        for row in usable
+    ]
+    labels = varying_overrides(without_seed, limit=60)
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for row, label in zip(usable, labels, strict=True):
+        groups.setdefault((_method(row), label), []).append(row)
+    points = []
+    for (method, label), members in groups.items():
+        xs = [float(row[x_key]) for row in members]
+        ys = [float(row[accuracy]) for row in members]
+        points.append(
+            _Point(
+                method,
+                _short(label),
+                statistics.fmean(xs),
+                statistics.fmean(ys),
+                statistics.stdev(xs) if len(xs) > 1 else 0.0,
+                statistics.stdev(ys) if len(ys) > 1 else 0.0,
+                len(members),
+            )
+        )
+    return points
 
 
 def _method_colours(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     from matplotlib import colormaps
 
     palette = colormaps["tab10"]
-    methods = sorted({str(row.get("compression") or "none") for row in rows})
+    methods = sorted({_method(row) for row in rows})
     return {method: palette(index % 10) for index, method in enumerate(methods)}
 
 
+def _dense_accuracy(rows: Sequence[dict[str, Any]], accuracy: str) -> tuple[float, int] | None:
+    values = [
+        float(row[accuracy])
+        for row in rows
+        if str(row.get("compression") or "none") in DENSE_METHODS
+        and number(row.get(accuracy)) is not None
+    ]
+    return (statistics.fmean(values), len(values)) if values else None
+
+
+def _dense_x(rows: Sequence[dict[str, Any]], quantity: Quantity) -> float | None:
+    if quantity.ratio:
+        return 1.0
+    values = [
+        v
+        for row in rows
+        if (v := number(row.get(f"{COST_PREFIX}{BASELINE}/{quantity.key}"))) is not None
+    ]
+    return statistics.median(values) if values else None
+
+
 def _draw_panel(
-    axes: Any, rows: Sequence[dict[str, Any]], cost_key: str, accuracy: str, colours: dict[str, Any]
-) -> int:
-    points: list[tuple[dict[str, Any], float, float]] = []
-    for row in rows:
-        cost, acc = _number(row.get(cost_key)), _number(row.get(accuracy))
-        if cost is not None and acc is not None:
-            points.append((row, cost, acc))
+    axes: Any,
+    rows: Sequence[dict[str, Any]],
+    mapping: str,
+    quantity: Quantity,
+    accuracy: str,
+    colours: dict[str, Any],
+) -> list[_Point]:
+    points = _group_points(rows, f"{COST_PREFIX}{mapping}/{quantity.key}", accuracy)
     if not points:
         axes.text(0.5, 0.5, "no data", ha="center", va="center", transform=axes.transAxes)
-        return 0
-    labels = point_labels([row for row, _, _ in points])
-    for method in colours:
-        chosen = [
-            (cost, acc)
-            for row, cost, acc in points
-            if str(row.get("compression") or "none") == method
-        ]
+        return points
+    for method, colour in colours.items():
+        chosen = [p for p in points if p.method == method]
         if chosen:
-            axes.scatter(
-                [c for c, _ in chosen],
-                [a for _, a in chosen],
-                color=colours[method],
+            axes.errorbar(
+                [p.x for p in chosen],
+                [p.y for p in chosen],
+                xerr=[p.x_std for p in chosen] if any(p.x_std for p in chosen) else None,
+                yerr=[p.y_std for p in chosen],
+                fmt="o",
+                color=colour,
+                ecolor=colour,
+                elinewidth=1,
+                capsize=3,
+                markersize=6,
                 label=method,
-                s=36,
                 zorder=3,
             )
-    for (_, cost, acc), label in zip(points, labels, strict=True):
-        if label:
-            axes.annotate(label, (cost, acc), textcoords="offset points", xytext=(4, 4), fontsize=7)
-    front = pareto_front([cost for _, cost, _ in points], [acc for _, _, acc in points])
-    front_x = [points[i][1] for i in front]
-    front_y = [points[i][2] for i in front]
+    sign = -1.0 if quantity.higher_is_better else 1.0
+    front = pareto_front([sign * p.x for p in points], [p.y for p in points])
+    front_x = [points[i].x for i in front]
+    front_y = [points[i].y for i in front]
     axes.step(
         front_x,
         front_y,
-        where="post",
+        where="post",  # front ordered best-x first: the corners are attained points' (x, y)
         linestyle="--",
         color="black",
         linewidth=1,
@@ -122,8 +223,28 @@ def _draw_panel(
     axes.scatter(
         front_x, front_y, s=140, facecolors="none", edgecolors="black", linewidths=1.2, zorder=4
     )
-    costs = [cost for _, cost, _ in points]
-    if min(costs) > 0 and max(costs) / min(costs) > 100:
+    dense_acc = _dense_accuracy(rows, accuracy)
+    if dense_acc is not None:
+        axes.axhline(
+            dense_acc[0],
+            color="grey",
+            linestyle=":",
+            linewidth=1.2,
+            label=f"dense accuracy (mean of {dense_acc[1]})",
+            zorder=1,
+        )
+    dense_x = _dense_x(rows, quantity)
+    if dense_x is not None:
+        axes.axvline(
+            dense_x,
+            color="grey",
+            linestyle="-.",
+            linewidth=1.0,
+            label="dense model on im2col",
+            zorder=1,
+        )
+    xs = [p.x for p in points] + ([dense_x] if dense_x is not None else [])
+    if min(xs) > 0 and max(xs) / min(xs) > 100:
         axes.set_xscale("log")
     else:
         from matplotlib.ticker import MaxNLocator
@@ -131,14 +252,102 @@ def _draw_panel(
         axes.xaxis.set_major_locator(MaxNLocator(nbins=4))
         axes.ticklabel_format(axis="x", style="sci", scilimits=(-3, 4))
     axes.grid(True, alpha=0.3)
-    return len(points)
+    return points
 
 
-def write_plots(rows: Sequence[dict[str, Any]], accuracy: str | None, out_dir: Path) -> PlotResult:
-    """Write the accuracy-vs-cost PNGs for every cost quantity present; say what was skipped."""
+# Offsets (points) tried for a label, nearest first: right, above, left, below, then diagonals.
+_OFFSETS = [
+    (6, 4), (6, -10), (-6, 4), (-6, -10), (0, 10), (0, -14), (10, 14), (10, -18),
+    (-10, 14), (-10, -18), (14, 0), (-14, 0), (0, 22), (0, -26), (18, 24), (-18, -28),
+]  # fmt: skip
+
+
+def place_labels(
+    figure: Any, axes: Any, points: Sequence[_Point], fontsize: float = 7
+) -> list[Any]:
+    """Annotate every point with its label where it overlaps no label placed before.
+
+    Tries the offsets of ``_OFFSETS`` in turn and keeps the first free one (text bounding boxes
+    measured with the figure's renderer); a label with no free spot is left off (its point still
+    shows, and its method is in the legend). Returns the placed annotations.
+    """
+    renderer = figure.canvas.get_renderer()
+    placed: list[Any] = []
+    boxes: list[Any] = []
+    for point in sorted(points, key=lambda p: (-p.y, p.x)):
+        if not point.label:
+            continue
+        for dx, dy in _OFFSETS:
+            text = axes.annotate(
+                point.label,
+                (point.x, point.y),
+                textcoords="offset points",
+                xytext=(dx, dy),
+                ha="left" if dx >= 0 else "right",
+                fontsize=fontsize,
+                zorder=5,
+            )
+            box = text.get_window_extent(renderer).expanded(1.04, 1.1)
+            inside = axes.get_window_extent(renderer)
+            clear = not any(box.overlaps(other) for other in boxes)
+            within = (
+                inside.x0 <= box.x0 and box.x1 <= inside.x1 and inside.y0 <= box.y0 <= inside.y1
+            )
+            if clear and within:
+                placed.append(text)
+                boxes.append(box)
+                break
+            text.remove()
+    return placed
+
+
+def accuracy_figure(
+    rows: Sequence[dict[str, Any]], accuracy: str, quantity: Quantity
+) -> tuple[Any, list[Any]] | None:
+    """The figure for one x quantity (one panel per mapping) and its panels; None without data."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
+    completed = [row for row in rows if row.get("status", "completed") == "completed"]
+    mappings = cost_mappings(completed, quantity.key)
+    if not mappings:
+        return None
+    colours = _method_colours(completed)
+    figure = Figure(figsize=(4.6 * len(mappings), 4.2), layout="constrained")
+    FigureCanvasAgg(figure)
+    panels = list(figure.subplots(1, len(mappings), sharey=True, squeeze=False)[0])
+    counts = []
+    drawn = []
+    for axes, mapping in zip(panels, mappings, strict=True):
+        points = _draw_panel(axes, completed, mapping, quantity, accuracy, colours)
+        drawn.append(points)
+        counts.append(sum(p.seeds for p in points))
+        axes.set_title(mapping)
+        axes.set_xlabel(f"{mapping} {quantity.label}")
+    panels[0].set_ylabel(accuracy)
+    handles, labels = panels[0].get_legend_handles_labels()
+    if handles:
+        figure.legend(
+            handles, labels, loc="outside lower center", ncols=min(len(labels), 5), fontsize=8
+        )
+    figure.suptitle(
+        f"{accuracy} vs {quantity.label} ({max(counts)} jobs; error bars: std over seeds)"
+    )
+    figure.canvas.draw()  # final layout, so that label boxes are measured where they end up
+    for axes, points in zip(panels, drawn, strict=True):
+        place_labels(figure, axes, points)
+    return figure, panels
+
+
+def write_plots(
+    rows: Sequence[dict[str, Any]],
+    accuracy: str | None,
+    out_dir: Path,
+    x_axis: str = "cost",
+) -> PlotResult:
+    """Write the accuracy PNGs for every quantity of ``x_axis`` present; say what was skipped."""
+    if x_axis not in QUANTITIES:
+        raise ValueError(f"x_axis={x_axis!r}, valid: {list(QUANTITIES)}")
     completed = [row for row in rows if row.get("status") == "completed"]
     files: list[Path] = []
     messages: list[str] = []
@@ -147,35 +356,16 @@ def write_plots(rows: Sequence[dict[str, Any]], accuracy: str | None, out_dir: P
             "no completed job reports an accuracy (test/acc, val/acc_best or val/acc): plots skipped"
         )
         return PlotResult(files, messages)
-    colours = _method_colours(completed)
-    for quantity, (filename, axis_label) in QUANTITIES.items():
-        mappings = cost_mappings(completed, quantity)
-        if not mappings:
+    for quantity in QUANTITIES[x_axis]:
+        drawn = accuracy_figure(completed, accuracy, quantity)
+        if drawn is None:
             messages.append(
-                f"no crossbar {quantity} totals in the job summaries (cost estimator not configured: "
-                f"run with an hw=<preset> and the crossbar cost callback): {filename} skipped"
+                f"no crossbar {quantity.key} totals in the job summaries (cost estimator not "
+                f"configured: run with an hw=<preset> and the crossbar cost callback): "
+                f"{quantity.filename} skipped"
             )
             continue
-        figure = Figure(figsize=(4.2 * len(mappings), 3.8), layout="constrained")
-        FigureCanvasAgg(figure)
-        panels = figure.subplots(1, len(mappings), sharey=True, squeeze=False)[0]
-        plotted = []
-        for axes, mapping in zip(panels, mappings, strict=True):
-            plotted.append(
-                _draw_panel(
-                    axes, completed, f"{COST_PREFIX}{mapping}/{quantity}", accuracy, colours
-                )
-            )
-            axes.set_title(mapping)
-            axes.set_xlabel(f"{mapping} {axis_label}")
-        panels[0].set_ylabel(accuracy)
-        handles, labels = panels[0].get_legend_handles_labels()
-        if handles:
-            figure.legend(
-                handles, labels, loc="outside lower center", ncols=min(len(labels), 6), fontsize=8
-            )
-        figure.suptitle(f"{accuracy} vs {axis_label} ({max(plotted)} jobs)")
-        path = out_dir / filename
-        figure.savefig(path, dpi=110)
+        path = out_dir / quantity.filename
+        drawn[0].savefig(path, dpi=110)
         files.append(path)
     return PlotResult(files, messages)

@@ -32,8 +32,14 @@ class SweepReport:
         return [row for row in self.rows if row["status"] == "failed"]
 
 
-def build_report(sweep_dir: Path, accuracy: str | None = None, plots: bool = True) -> SweepReport:
-    """Write ``sweep_summary.csv`` and the PNG plots into ``sweep_dir``; works on partial sweeps."""
+def build_report(
+    sweep_dir: Path, accuracy: str | None = None, plots: bool = True, x_axis: str = "cost"
+) -> SweepReport:
+    """Write ``sweep_summary.csv`` and the PNG plots into ``sweep_dir``; works on partial sweeps.
+
+    ``x_axis``: ``cost`` (cycles, energy) or ``speedup`` (speedup and energy ratio against the
+    dense model on im2col), see :func:`imcompress.sweep.plots.write_plots`.
+    """
     sweep_dir = Path(sweep_dir)
     rows = [job_row(job) for job in discover_jobs(sweep_dir)]
     report = SweepReport(sweep_dir, rows, write_table(rows, sweep_dir / TABLE_FILE))
@@ -43,7 +49,7 @@ def build_report(sweep_dir: Path, accuracy: str | None = None, plots: bool = Tru
     if not rows:
         report.messages.append(f"no jobs found in {sweep_dir} (no multirun.yaml, no job folders)")
     elif plots:
-        result = write_plots(rows, report.accuracy, sweep_dir)
+        result = write_plots(rows, report.accuracy, sweep_dir, x_axis=x_axis)
         report.plots, report.messages = result.files, result.messages
     return report
 
