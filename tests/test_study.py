@@ -5,6 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import csv
+import io
+import re
+
 from imcompress.study import collect, main, markdown
 
 
@@ -16,7 +20,7 @@ def write_job(folder: Path, experiment: str, summary: dict) -> None:
     (folder / "summary.json").write_text(json.dumps({"status": "completed", **summary}))
 
 
-def test_collect_and_ratios_against_pruning(tmp_path: Path, capsys) -> None:
+def _write_study(tmp_path: Path) -> None:
     write_job(
         tmp_path / "finetune" / "0",
         "fmnist_glr2",
@@ -69,6 +73,10 @@ def test_collect_and_ratios_against_pruning(tmp_path: Path, capsys) -> None:
             "cost": {**cost, "sdk/cycles": 125.0, "sdk/energy_uj": 8.0},
         },
     )
+
+
+def test_collect_and_ratios_against_pruning(tmp_path: Path, capsys) -> None:
+    _write_study(tmp_path)
     rows = collect(tmp_path)
     glr = next(r for r in rows if r.label == "fmnist_glr2")
     assert glr.accuracies == [0.90, 0.92] and abs(glr.accuracy - 0.91) < 1e-12
@@ -80,3 +88,18 @@ def test_collect_and_ratios_against_pruning(tmp_path: Path, capsys) -> None:
     assert "| fmnist_glr2 | 2.50x / +75 % / +11.0 pt |" in table
     assert main([str(tmp_path)]) == 0 and "### imc64" in capsys.readouterr().out
     assert main([str(tmp_path / "nope")]) == 2
+
+
+def test_latex_and_csv_formats(tmp_path: Path, capsys) -> None:
+    _write_study(tmp_path)
+    assert main([str(tmp_path), "--format", "latex"]) == 0
+    latex = capsys.readouterr().out
+    assert latex.count("\\begin{tabular}") == 2 and latex.count("\\end{tabular}") == 2
+    assert re.search(r"(?<!\\)_", latex) is None, "unescaped underscore"
+    assert "fmnist\\_glr2 & 100 & 0.910 $\\pm$ 0.0141 (2 seeds)" in latex
+    assert "2.50x / +75 \\% / +11.0 pt" in latex
+    assert main([str(tmp_path), "--format", "csv"]) == 0
+    cost_block = capsys.readouterr().out.split("\n\n")[0]
+    rows = {row["method"]: row for row in csv.DictReader(io.StringIO(cost_block))}
+    assert float(rows["fmnist_glr2"]["cycles SDK"]) == 50.0
+    assert rows["fmnist_channel"]["params"] == "42"

@@ -2,11 +2,13 @@
 
 A study folder holds ``finetune/<job>/`` (train.py multirun) and ``costs/<job>/`` (estimate.py
 multirun over the same experiments and several ``hw`` presets). Jobs are matched by their
-``experiment=`` override. ``python -m imcompress.study STUDY_DIR`` prints the Markdown tables.
+``experiment=`` override. ``python -m imcompress.study STUDY_DIR`` prints the Markdown tables;
+``--format latex`` (or ``csv``, ``console``) prints them for a paper.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import statistics
 import sys
@@ -16,8 +18,11 @@ from typing import Any
 
 import yaml
 
+from imcompress.crossbar.options import Method
+from imcompress.tables import Column, TableFormat, TextTable, count, render_all, significant
+
 PRUNING = ("prune_unstructured", "prune_channel", "prune_pattern")
-MAPPINGS = ("im2col", "sdk", "vwsdk")
+MAPPING_LABELS = {Method.im2col: "im2col", Method.sdk: "SDK", Method.vwsdk: "VW-SDK"}
 
 
 @dataclass
@@ -76,69 +81,126 @@ def collect(study_dir: Path) -> list[MethodRow]:
     return sorted(rows.values(), key=lambda r: (r.compression in PRUNING, r.label))
 
 
-def _fmt(value: float | None, digits: int = 3) -> str:
-    return "n/a" if value is None else f"{value:,.{digits}g}"
+def _accuracy(row: MethodRow) -> str:
+    """``0.910 ± 0.014 (2 seeds)``, or the single value."""
+    if not row.accuracies:
+        return "n/a"
+    if len(row.accuracies) == 1:
+        return f"{significant(row.accuracies[0])} (1 seed)"
+    spread = statistics.stdev(row.accuracies)
+    return f"{significant(row.accuracy)} ± {significant(spread)} ({len(row.accuracies)} seeds)"
+
+
+def _text(value: object) -> str:
+    return str(value)
+
+
+def cost_table(rows: list[MethodRow], hw: str) -> TextTable:
+    """Accuracy and crossbar costs of every method on one hardware preset."""
+    columns = [
+        Column("method", _text, "l"),
+        Column("params", count),
+        Column("test acc", _text),
+        *(Column(f"cycles {label}", count) for label in MAPPING_LABELS.values()),
+        Column("energy SDK (uJ)"),
+        Column("of which periphery (uJ)"),
+        Column("arrays SDK", count),
+        Column("area SDK (mm2)"),
+    ]
+    table = TextTable(columns, [], title=hw)
+    for row in rows:
+        cost = row.costs.get(hw, {})
+        table.add(
+            [
+                row.label,
+                row.parameters,
+                _accuracy(row),
+                *(cost.get(f"{m}/cycles") for m in MAPPING_LABELS),
+                cost.get("sdk/energy_uj"),
+                cost.get("sdk/energy_periphery_uj"),
+                cost.get("sdk/arrays"),
+                cost.get("sdk/area_mm2"),
+            ]
+        )
+    return table
+
+
+def ratio_table(rows: list[MethodRow], hw: str) -> TextTable | None:
+    """SDK speedup / energy saving / accuracy difference of each method against each pruning
+    baseline on ``hw`` (None without a pruning baseline)."""
+    baselines = [row for row in rows if row.compression in PRUNING and hw in row.costs]
+    if not baselines:
+        return None
+    table = TextTable(
+        [Column("method", _text, "l"), *(Column(f"vs {b.label}", _text) for b in baselines)],
+        [],
+        title=(
+            "SDK speedup / energy saving / accuracy difference of each method against each "
+            f"pruning baseline ({hw})"
+        ),
+    )
+    for row in rows:
+        if hw not in row.costs or row.compression in PRUNING:
+            continue
+        cells: list[object] = [row.label]
+        for base in baselines:
+            speedup = base.costs[hw]["sdk/cycles"] / row.costs[hw]["sdk/cycles"]
+            saving = 1 - row.costs[hw]["sdk/energy_uj"] / base.costs[hw]["sdk/energy_uj"]
+            gap = (
+                f"{100 * (row.accuracy - base.accuracy):+.1f} pt"
+                if row.accuracy is not None and base.accuracy is not None
+                else "n/a"
+            )
+            cells.append(f"{speedup:.2f}x / {100 * saving:+.0f} % / {gap}")
+        table.add(cells)
+    return table
+
+
+def render(rows: list[MethodRow], fmt: TableFormat | str = TableFormat.md) -> str:
+    """Every hardware preset's cost table and ratio table in ``fmt`` (md, latex, csv, console)."""
+    fmt = TableFormat(fmt)
+    hw_names = sorted({hw for row in rows for hw in row.costs}, key=lambda n: (len(n), n))
+    blocks = []
+    for hw in hw_names:
+        tables = [cost_table(rows, hw)]
+        ratios = ratio_table(rows, hw)
+        if ratios is not None:
+            tables.append(ratios)
+        if fmt == TableFormat.md:
+            tables[0].title = ""
+            blocks.append(f"### {hw}\n\n" + render_all(tables, fmt))
+        else:
+            blocks.append(render_all(tables, fmt))
+    return "\n".join(blocks)
 
 
 def markdown(rows: list[MethodRow]) -> str:
     """Accuracy/cost table per hardware preset, and ratios of each method to each pruning baseline."""
-    hw_names = sorted({hw for row in rows for hw in row.costs}, key=lambda n: (len(n), n))
-    lines = []
-    for hw in hw_names:
-        lines += [
-            f"### {hw}",
-            "",
-            "| method | params | test acc (seeds) | cycles im2col | cycles SDK | cycles VW-SDK | "
-            "energy SDK (uJ) | of which periphery | arrays SDK | area SDK (mm2) |",
-            "|---|---|---|---|---|---|---|---|---|---|",
-        ]
-        for row in rows:
-            cost = row.costs.get(hw, {})
-            seeds = ", ".join(f"{a:.4f}" for a in row.accuracies)
-            lines.append(
-                f"| {row.label} | {_fmt(row.parameters, 9)} | {_fmt(row.accuracy, 4)} ({seeds}) | "
-                + " | ".join(_fmt(cost.get(f"{m}/cycles"), 6) for m in MAPPINGS)
-                + f" | {_fmt(cost.get('sdk/energy_uj'))} | {_fmt(cost.get('sdk/energy_periphery_uj'))}"
-                + f" | {_fmt(cost.get('sdk/arrays'))} | {_fmt(cost.get('sdk/area_mm2'))} |"
-            )
-        lines.append("")
-        baselines = [row for row in rows if row.compression in PRUNING and hw in row.costs]
-        if not baselines:
-            continue
-        lines += [
-            f"SDK speedup / energy saving / accuracy difference of each method against each pruning baseline ({hw}):",
-            "",
-            "| method | " + " | ".join(f"vs {b.label}" for b in baselines) + " |",
-            "|---|" + "---|" * len(baselines),
-        ]
-        for row in rows:
-            if hw not in row.costs or row.compression in PRUNING:
-                continue
-            cells = []
-            for base in baselines:
-                speedup = base.costs[hw]["sdk/cycles"] / row.costs[hw]["sdk/cycles"]
-                saving = 1 - row.costs[hw]["sdk/energy_uj"] / base.costs[hw]["sdk/energy_uj"]
-                gap = (
-                    f"{100 * (row.accuracy - base.accuracy):+.1f} pt"
-                    if row.accuracy is not None and base.accuracy is not None
-                    else "n/a"
-                )
-                cells.append(f"{speedup:.2f}x / {100 * saving:+.0f} % / {gap}")
-            lines.append(f"| {row.label} | " + " | ".join(cells) + " |")
-        lines.append("")
-    return "\n".join(lines)
+    return render(rows, TableFormat.md)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1 or not Path(args[0]).is_dir():
-        print("usage: python -m imcompress.study STUDY_DIR  (a folder with finetune/ and costs/)")
+    """``python -m imcompress.study STUDY_DIR [--format md|latex|csv|console]``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m imcompress.study",
+        description="Results tables of a study folder (finetune/ and costs/ job folders).",
+    )
+    parser.add_argument("study_dir", type=Path, help="a folder with finetune/ and costs/")
+    parser.add_argument(
+        "--format",
+        choices=[f.value for f in TableFormat],
+        default=TableFormat.md.value,
+        help="table format (default md)",
+    )
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    if not args.study_dir.is_dir():
+        print(f"{args.study_dir} is not a folder (expected a study folder with finetune/ and costs/)")
         return 2
-    rows = collect(Path(args[0]))
+    rows = collect(args.study_dir)
     if not rows:
-        print(f"no completed jobs under {args[0]}/finetune or {args[0]}/costs")
+        print(f"no completed jobs under {args.study_dir}/finetune or {args.study_dir}/costs")
         return 1
-    print(markdown(rows))
+    print(render(rows, args.format), end="")
     return 0
 
 
