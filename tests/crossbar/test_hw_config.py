@@ -116,3 +116,36 @@ def test_multi_bit_preset_slices_weights() -> None:
     hw = HardwareConfig.from_cfg(_compose(["+hw=imc128_8bit"]).hw)
     assert hw.crossbar().slices == 4 and hw.crossbar().weight_cols == 32
     assert hw.input_cycles == 8
+
+
+def test_one_vocabulary_per_option() -> None:
+    """The hw schema fields are typed with the enums that map_layers parses; strings still work."""
+    from imcompress.crossbar import Convention, Crossbar, LayerTable, Method, Search, map_layers
+    from imcompress.crossbar import mapping
+
+    types = {f.name: f.type for f in dataclasses.fields(HardwareConfig)}
+    assert types["search"] in (Search, "Search") and types["convention"] in (
+        Convention,
+        "Convention",
+    )
+    assert mapping.METHODS == tuple(Method)
+    assert not hasattr(mapping, "SEARCHES") and not hasattr(mapping, "LOWRANK_MAPPINGS")
+    table = LayerTable.from_shapes(height=16, kernel=3, in_channels=8, out_channels=8)
+    typed = map_layers(
+        table, Crossbar(64, 64), Method.vwsdk, Search.reference, Convention.reference
+    )
+    plain = map_layers(table, Crossbar(64, 64), "vwsdk", "reference", "reference")
+    assert typed.cycles.tolist() == plain.cycles.tolist() and typed.search == "reference"
+    with pytest.raises(
+        ValueError, match=r"hw\.convention='paper', valid: \['physical', 'reference'"
+    ):
+        HardwareConfig(convention="paper")
+
+
+@pytest.mark.parametrize("override", ["hw.convention=paper", "hw.search=fifo"])
+def test_bad_mapping_options_fail_at_compose_time(override: str) -> None:
+    with pytest.raises(ConfigCompositionException) as error:
+        _compose(["+hw=imc64", override])
+    assert "Invalid value" in str(error.value.__cause__) and "expected one of" in str(
+        error.value.__cause__
+    )

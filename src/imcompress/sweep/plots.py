@@ -267,13 +267,23 @@ def place_labels(
 ) -> list[Any]:
     """Annotate every point with its label where it overlaps no label placed before.
 
-    Tries the offsets of ``_OFFSETS`` in turn and keeps the first free one (text bounding boxes
-    measured with the figure's renderer); a label with no free spot is left off (its point still
-    shows, and its method is in the legend). Returns the placed annotations.
+    Tries the offsets of ``_OFFSETS`` in turn and keeps the first one whose text box (measured with
+    the figure's renderer) overlaps no placed label, no marker and no error bar; a label with no
+    free spot is left off (its point still shows, and its method is in the legend). Returns the
+    placed annotations.
     """
+    from matplotlib.transforms import Bbox
+
     renderer = figure.canvas.get_renderer()
     placed: list[Any] = []
     boxes: list[Any] = []
+    obstacles = []
+    for point in points:  # the marker and the vertical error bar of every point
+        low = axes.transData.transform((point.x, point.y - point.y_std))
+        high = axes.transData.transform((point.x, point.y + point.y_std))
+        obstacles.append(
+            Bbox([[low[0] - 5, min(low[1], high[1]) - 5], [low[0] + 5, max(low[1], high[1]) + 5]])
+        )
     for point in sorted(points, key=lambda p: (-p.y, p.x)):
         if not point.label:
             continue
@@ -289,7 +299,7 @@ def place_labels(
             )
             box = text.get_window_extent(renderer).expanded(1.04, 1.1)
             inside = axes.get_window_extent(renderer)
-            clear = not any(box.overlaps(other) for other in boxes)
+            clear = not any(box.overlaps(other) for other in boxes + obstacles)
             within = (
                 inside.x0 <= box.x0 and box.x1 <= inside.x1 and inside.y0 <= box.y0 <= inside.y1
             )
