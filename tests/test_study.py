@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import csv
 import io
+import json
 import re
+from pathlib import Path
 
 from imcompress.study import collect, main, markdown
 

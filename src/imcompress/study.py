@@ -194,7 +194,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     if not args.study_dir.is_dir():
-        print(f"{args.study_dir} is not a folder (expected a study folder with finetune/ and costs/)")
+        print(
+            f"{args.study_dir} is not a folder (expected a study folder with finetune/ and costs/)"
+        )
         return 2
     rows = collect(args.study_dir)
     if not rows:

@@ -120,15 +120,22 @@ def test_multi_bit_preset_slices_weights() -> None:
 
 def test_one_vocabulary_per_option() -> None:
     """The hw schema fields are typed with the enums that map_layers parses; strings still work."""
-    from imcompress.crossbar import Convention, Crossbar, LayerTable, Method, Search, map_layers
-    from imcompress.crossbar import mapping
+    from imcompress.crossbar import (
+        Convention,
+        Crossbar,
+        LayerTable,
+        Method,
+        Search,
+        map_layers,
+        mapping,
+    )
 
     types = {f.name: f.type for f in dataclasses.fields(HardwareConfig)}
     assert types["search"] in (Search, "Search") and types["convention"] in (
         Convention,
         "Convention",
     )
-    assert mapping.METHODS == tuple(Method)
+    assert tuple(Method) == mapping.METHODS
     assert not hasattr(mapping, "SEARCHES") and not hasattr(mapping, "LOWRANK_MAPPINGS")
     table = LayerTable.from_shapes(height=16, kernel=3, in_channels=8, out_channels=8)
     typed = map_layers(
