@@ -6,13 +6,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-import lightning.pytorch as pl
+import torch
 from omegaconf import DictConfig
 
 from imcompress import compression
 from imcompress.config import check_required, config_essentials
 from imcompress.crossbar import estimate
-from imcompress.models import build_model
+from imcompress.models.build import build_model
 from imcompress.summary import git_commit, write_summary
 
 
@@ -22,7 +22,7 @@ def run_estimate(cfg: DictConfig) -> float:
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     check_required(cfg)
-    pl.seed_everything(cfg.seed, verbose=False)
+    torch.manual_seed(cfg.seed)  # the random init of a model without pretrained weights
     data = cfg.data
     model = build_model(cfg.model, int(data.channels), int(data.num_classes))
     if cfg.get("pretrained"):

@@ -46,7 +46,8 @@ def test_none_leaves_model_unchanged(resnet: TinyResNet) -> None:
     before = snapshot(resnet)
     for cfg in (None, {"method": "none"}, OmegaConf.create({"method": "none"})):
         result = apply_compression(resnet, cfg)
-        assert result.method == "none" and result.layers == [] and result.callbacks == []
+        assert result.method == "none" and result.layers == [] and result.pruner is None
+        assert result.schedule is None
     assert_unchanged(resnet, before)
     assert "none" in format_compression_table(result)
 

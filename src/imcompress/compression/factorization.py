@@ -10,17 +10,17 @@ rank ``k``: ``W_i ~ L_i R_i``.
 from __future__ import annotations
 
 import math
-from typing import Literal
+from enum import StrEnum
 
 import torch
 
-GroupDim = Literal["in", "out"]
-RankMode = Literal["per_group", "total"]
-FactorSplit = Literal["balanced", "left", "right"]
-
-GROUP_DIMS: tuple[str, ...] = ("in", "out")
-RANK_MODES: tuple[str, ...] = ("per_group", "total")
-FACTOR_SPLITS: tuple[str, ...] = ("balanced", "left", "right")
+# The vocabularies of the low-rank options (see imcompress.compression.choices).
+# Which channels group low-rank splits: the input channels (the paper's GLR) or the output ones.
+GroupDim = StrEnum("GroupDim", ["in", "out"])
+# What `rank` counts: the rank of every group, or the layer's total rank over all groups.
+RankMode = StrEnum("RankMode", ["per_group", "total"])
+# Where the singular values go: L = U S^1/2, R = S^1/2 V^T | L = U S, R = V^T | L = U, R = S V^T.
+FactorSplit = StrEnum("FactorSplit", ["balanced", "left", "right"])
 
 
 def split_blocks(weight: torch.Tensor, groups: int, group_dim: str) -> list[torch.Tensor]:
@@ -111,7 +111,9 @@ def truncated_factors(
     elif factor_split == "right":
         left, right = u, s[:, None] * vh
     else:
-        raise ValueError(f"factor_split must be one of {FACTOR_SPLITS}, got {factor_split!r}")
+        raise ValueError(
+            f"factor_split must be one of {[m.value for m in FactorSplit]}, got {factor_split!r}"
+        )
     return left.to(matrix.dtype), right.to(matrix.dtype)
 
 

@@ -7,10 +7,11 @@ from typing import ClassVar, Literal, cast
 import torch
 from torch import nn
 
+from imcompress.compression.choices import parse_choice
 from imcompress.compression.factorization import (
-    FACTOR_SPLITS,
-    GROUP_DIMS,
-    RANK_MODES,
+    FactorSplit,
+    GroupDim,
+    RankMode,
     resolve_rank,
     split_blocks,
     truncated_factors,
@@ -47,7 +48,7 @@ class LowRankConv2d(nn.Module):
         kernel_size: int | tuple[int, int],
         rank: int,
         groups: int = 1,
-        group_dim: str = "in",
+        group_dim: GroupDim | str = "in",
         stride: int | tuple[int, int] = 1,
         padding: int | tuple[int, int] | str = 0,
         dilation: int | tuple[int, int] = 1,
@@ -57,8 +58,7 @@ class LowRankConv2d(nn.Module):
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        if group_dim not in GROUP_DIMS:
-            raise ValueError(f"group_dim must be one of {GROUP_DIMS}, got {group_dim!r}")
+        group_dim = parse_choice(GroupDim, group_dim, "group_dim")
         split = in_channels if group_dim == "in" else out_channels
         if groups < 1 or split % groups:
             raise ValueError(
@@ -100,9 +100,9 @@ class LowRankConv2d(nn.Module):
         conv: nn.Conv2d,
         rank: int | float,
         groups: int = 1,
-        group_dim: str = "in",
-        rank_mode: str = "per_group",
-        factor_split: str = "balanced",
+        group_dim: GroupDim | str = "in",
+        rank_mode: RankMode | str = "per_group",
+        factor_split: FactorSplit | str = "balanced",
     ) -> LowRankConv2d:
         """Factorize ``conv`` by per-group truncated SVD of its weight.
 
@@ -111,12 +111,9 @@ class LowRankConv2d(nn.Module):
         """
         if not isinstance(conv, nn.Conv2d) or conv.groups != 1:
             raise ValueError("from_conv needs a dense nn.Conv2d (groups=1)")
-        if rank_mode not in RANK_MODES:
-            raise ValueError(f"rank_mode must be one of {RANK_MODES}, got {rank_mode!r}")
-        if factor_split not in FACTOR_SPLITS:
-            raise ValueError(f"factor_split must be one of {FACTOR_SPLITS}, got {factor_split!r}")
-        if group_dim not in GROUP_DIMS:
-            raise ValueError(f"group_dim must be one of {GROUP_DIMS}, got {group_dim!r}")
+        rank_mode = parse_choice(RankMode, rank_mode, "rank_mode")
+        factor_split = parse_choice(FactorSplit, factor_split, "factor_split")
+        group_dim = parse_choice(GroupDim, group_dim, "group_dim")
         split = conv.in_channels if group_dim == "in" else conv.out_channels
         if groups < 1 or split % groups:
             raise ValueError(f"groups={groups} must divide {split} (group_dim={group_dim})")
