@@ -59,7 +59,7 @@ class LowRankConv2d(nn.Module):
     ) -> None:
         super().__init__()
         group_dim = parse_choice(GroupDim, group_dim, "group_dim")
-        split = in_channels if group_dim == "in" else out_channels
+        split = in_channels if group_dim == GroupDim["in"] else out_channels
         if groups < 1 or split % groups:
             raise ValueError(
                 f"groups={groups} must divide {'in' if group_dim == 'in' else 'out'}_channels={split}"
@@ -78,7 +78,7 @@ class LowRankConv2d(nn.Module):
             stride=stride,
             padding=padding,
             dilation=dilation,
-            groups=groups if group_dim == "in" else 1,
+            groups=groups if group_dim == GroupDim["in"] else 1,
             bias=False,
             padding_mode=cast(PaddingMode, padding_mode),
             device=device,
@@ -88,7 +88,7 @@ class LowRankConv2d(nn.Module):
             groups * rank,
             out_channels,
             1,
-            groups=groups if group_dim == "out" else 1,
+            groups=groups if group_dim == GroupDim["out"] else 1,
             bias=bias,
             device=device,
             dtype=dtype,
@@ -114,7 +114,7 @@ class LowRankConv2d(nn.Module):
         rank_mode = parse_choice(RankMode, rank_mode, "rank_mode")
         factor_split = parse_choice(FactorSplit, factor_split, "factor_split")
         group_dim = parse_choice(GroupDim, group_dim, "group_dim")
-        split = conv.in_channels if group_dim == "in" else conv.out_channels
+        split = conv.in_channels if group_dim == GroupDim["in"] else conv.out_channels
         if groups < 1 or split % groups:
             raise ValueError(f"groups={groups} must divide {split} (group_dim={group_dim})")
         weight = conv.weight.detach()
@@ -152,7 +152,7 @@ class LowRankConv2d(nn.Module):
             rights.append(right)
         r_in = self.R.weight.shape[1]
         self.R.weight.copy_(torch.cat(rights).reshape(g * k, r_in, *kernel))
-        if self.group_dim == "in":
+        if self.group_dim == GroupDim["in"]:
             self.L.weight.copy_(torch.cat(lefts, dim=1).reshape(self.out_channels, g * k, 1, 1))
         else:
             self.L.weight.copy_(torch.cat(lefts).reshape(self.out_channels, k, 1, 1))
@@ -162,7 +162,7 @@ class LowRankConv2d(nn.Module):
         k, g = self.rank, self.groups
         kernel = self.R.weight.shape[2:]
         right = self.R.weight.flatten(1)  # (g*k, IC/g*K*K) for in, (g*k, IC*K*K) for out
-        if self.group_dim == "in":
+        if self.group_dim == GroupDim["in"]:
             left = self.L.weight.flatten(1)  # (OC, g*k)
             blocks = [left[:, i * k : (i + 1) * k] @ right[i * k : (i + 1) * k] for i in range(g)]
             dense = torch.cat([b.reshape(self.out_channels, -1, *kernel) for b in blocks], dim=1)

@@ -104,7 +104,11 @@ METHODS: dict[str, CompressionMethod[Any, Any]] = {}
 def register_method(cls: MethodT) -> MethodT:
     """Class decorator: make ``cls`` selectable as ``compression.method=<cls.name>``."""
     existing = METHODS.get(cls.name)
-    if existing is not None and type(existing).__qualname__ != cls.__qualname__:
+    same_class = existing is not None and (
+        (type(existing).__module__, type(existing).__qualname__)
+        == (cls.__module__, cls.__qualname__)
+    )  # the same class imported again (a module reload) replaces itself
+    if existing is not None and not same_class:
         raise ValueError(
             f"compression method {cls.name!r} is already registered by "
             f"{type(existing).__module__}.{type(existing).__qualname__}"
