@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any
+
 import pytest
 import torch
+from omegaconf import open_dict
+from torch import nn
 
-from imcompress.models import CifarResNet, WideResNet, build_model
+from imcompress.estimate_job import run_estimate
+from imcompress.models import CifarResNet, WideResNet
+from imcompress.models.build import build_model
 
 
 def conv(cin: int, cout: int, k: int) -> int:
@@ -71,14 +79,56 @@ def test_output_shape_and_input_channels(model: torch.nn.Module, channels: int) 
     assert out.shape == (3, 7)
 
 
-def test_build_model_from_config_and_bad_values() -> None:
-    model = build_model(
-        {"name": "resnet20", "arch": "resnet", "depth": 20}, in_channels=1, num_classes=10
-    )
-    assert count(model) == resnet_params(20, 10, in_channels=1)
-    with pytest.raises(ValueError, match="unknown model arch 'vgg'"):
-        build_model({"arch": "vgg"}, 3, 10)
+def test_build_model_from_config_and_bad_values(compose: Any) -> None:
+    for name, expected in [("resnet20", resnet_params(20, 10, 1)), ("wrn16_4", None)]:
+        cfg = compose([f"model={name}"]).model
+        model = build_model(cfg, in_channels=1, num_classes=10)
+        assert type(model).__name__ == cfg._target_.rsplit(".", 1)[1]
+        assert expected is None or count(model) == expected
+    with pytest.raises(ValueError, match="model config has no _target_"):
+        build_model({"depth": 20}, 3, 10)
+    with pytest.raises(TypeError, match=r"not a torch\.nn\.Module"):
+        build_model({"_target_": "builtins.dict"}, 3, 10)
     with pytest.raises(ValueError, match="6n\\+2"):
         CifarResNet(depth=21)
     with pytest.raises(ValueError, match="6n\\+4"):
         WideResNet(depth=15)
+
+
+class TinyNet(nn.Module):
+    """A user's own network, defined outside the package: one conv, pool, linear."""
+
+    def __init__(self, in_channels: int, num_classes: int, width: int = 4) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, width, 3, padding=1)
+        self.head = nn.Linear(width, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.conv(x).mean(dim=(2, 3)))
+
+
+CUSTOM_MODEL = [f"model._target_={__name__}.TinyNet", "~model.depth", "~model.widths"]
+
+
+def test_a_user_model_plugs_in_by_target(compose: Any, tmp_path: Path) -> None:
+    cfg = compose([*CUSTOM_MODEL, "+model.width=6", "model.name=tiny"])
+    model = build_model(cfg.model, in_channels=1, num_classes=3)
+    assert isinstance(model, TinyNet) and model.conv.out_channels == 6
+    assert model(torch.randn(2, 1, 8, 8)).shape == (2, 3)
+
+    job = compose(  # the same override through estimate's job: build, compress, cost
+        [
+            *CUSTOM_MODEL,
+            "compression=prune_unstructured",
+            "compression.include=[conv]",
+            f"paths.output_dir={tmp_path}",
+            f"paths.data_dir={tmp_path}",
+            "data=synthetic",
+        ],
+        config_name="estimate",
+    )
+    with open_dict(job):
+        del job["hydra"]  # a composed config, not a Hydra run: no runtime to resolve
+    assert run_estimate(job) > 0
+    layers = json.loads((tmp_path / "summary.json").read_text())["compression"]["layers"]
+    assert [layer["name"] for layer in layers] == ["conv"]

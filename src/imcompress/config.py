@@ -5,18 +5,54 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from hydra.core.config_loader import ConfigLoader
 from hydra.core.config_store import ConfigStore
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.object_type import ObjectType
 from omegaconf import DictConfig, OmegaConf
 
 from imcompress.compression import register_compression_schemas
 from imcompress.crossbar.config import HardwareConfig, register_hw_schema
 
+SCHEMA_PREFIX = "base_"  # ConfigStore names of the structured schemas that YAMLs extend
+
 
 def register_configs() -> None:
-    """Register the structured schemas that validate the ``hw`` and ``compression`` groups."""
+    """Register the structured schemas that validate the ``hw`` and ``compression`` groups,
+    and the ``imcompress.config_groups`` resolver of the ``--help`` page."""
     store = ConfigStore.instance()
     register_hw_schema(store)
     register_compression_schemas(store)
+    OmegaConf.register_new_resolver("imcompress.config_groups", config_groups_help, replace=True)
+
+
+def config_groups_help() -> str:
+    """``group: option, ...`` for every group the running script's config uses.
+
+    The ``--help`` listing of ``conf/hydra/help/imcompress.yaml``: Hydra's own lists every
+    group under ``conf/`` and the schemas (``base_*``) too.
+    """
+    loader = GlobalHydra.instance().config_loader()
+    lines = []
+    for group in sorted(HydraConfig.get().runtime.choices):
+        if group == "hydra" or group.startswith("hydra/"):
+            continue
+        options = _group_options(loader, group)
+        if options:
+            lines.append(f"{group}: {', '.join(options)}")
+    return "\n".join(lines)
+
+
+def _group_options(loader: ConfigLoader, group: str, prefix: str = "") -> list[str]:
+    options = [
+        prefix + name
+        for name in loader.get_group_options(group, ObjectType.CONFIG)
+        if not name.startswith(SCHEMA_PREFIX)
+    ]
+    for sub in loader.get_group_options(group, ObjectType.GROUP):
+        options += _group_options(loader, f"{group}/{sub}", f"{prefix}{sub}/")
+    return options
 
 
 def check_required(cfg: DictConfig) -> None:

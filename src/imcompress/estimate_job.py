@@ -15,7 +15,7 @@ from imcompress.config import check_required, config_essentials
 from imcompress.crossbar import estimate
 from imcompress.crossbar.export import format_cost_report
 from imcompress.crossbar.options import parse_methods, parse_option
-from imcompress.models import build_model
+from imcompress.models.build import build_model
 from imcompress.summary import git_commit, write_summary
 from imcompress.tables import TableFormat
 

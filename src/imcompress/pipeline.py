@@ -13,10 +13,11 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from omegaconf import DictConfig
 
 from imcompress import compression
+from imcompress.callbacks.pruning import PruningCallback
 from imcompress.config import check_required, config_essentials, resolve_ckpt_path
 from imcompress.data import ImageDataModule
 from imcompress.loggers import build_loggers, run_identity
-from imcompress.models import build_model
+from imcompress.models.build import build_model
 from imcompress.module import ClassificationModule
 from imcompress.summary import (
     git_commit,
@@ -82,7 +83,7 @@ def train(cfg: DictConfig) -> float | None:
             optimizer=hydra.utils.instantiate(cfg.optimizer),
             scheduler=hydra.utils.instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
         )
-        callbacks = build_callbacks(cfg) + list(compressed.callbacks)
+        callbacks = build_callbacks(cfg) + PruningCallback.from_result(compressed)
         loggers = build_loggers(cfg, output_dir)
         trainer: pl.Trainer = hydra.utils.instantiate(
             cfg.trainer,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -46,7 +47,8 @@ def test_none_leaves_model_unchanged(resnet: TinyResNet) -> None:
     before = snapshot(resnet)
     for cfg in (None, {"method": "none"}, OmegaConf.create({"method": "none"})):
         result = apply_compression(resnet, cfg)
-        assert result.method == "none" and result.layers == [] and result.callbacks == []
+        assert result.method == "none" and result.layers == [] and result.pruner is None
+        assert result.schedule is None
     assert_unchanged(resnet, before)
     assert "none" in format_compression_table(result)
 
@@ -172,6 +174,36 @@ def test_config_typo_fails_at_compose_time() -> None:
         _compose("+compression=glr", "compression.rnak=3")
     with pytest.raises(ConfigCompositionException):
         _compose("+compression=prune_unstructured", "compression.pattern_set=pconv")
+
+
+@pytest.mark.usefixtures("config_store")
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            ["+compression=glr", "compression.group_dim=both"],
+            r"'both', expected one of \[in, out\]",
+        ),
+        (["+compression=lr", "compression.rank=abc"], r"incompatible with type hint"),
+        (["+compression=lr", "compression.rank=true"], r"incompatible with type hint"),
+        (["+compression=prune_pattern", "compression.pattern_dim=row"], r"kernel, input_channel"),
+        (["+compression=prune_unstructured", "compression.scope=world"], r"layer, global"),
+        (["+compression=prune_channel", "compression.schedule=slow"], r"oneshot, gradual"),
+    ],
+)
+def test_values_outside_a_vocabulary_fail_at_compose_time(
+    overrides: list[str], message: str
+) -> None:
+    with pytest.raises(ConfigCompositionException) as error:
+        _compose(*overrides)
+    assert re.search(message, str(error.value.__cause__)), error.value.__cause__
+
+
+@pytest.mark.usefixtures("config_store")
+def test_rank_keeps_int_and_float_apart() -> None:
+    assert _compose("+compression=glr", "rank=4").compression.rank == 4
+    assert isinstance(_compose("+compression=glr", "rank=4").compression.rank, int)
+    assert isinstance(_compose("+compression=glr", "compression.rank=1.0").compression.rank, float)
 
 
 def test_every_yaml_field_is_commented() -> None:

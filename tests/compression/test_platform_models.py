@@ -6,18 +6,17 @@ import pytest
 import torch
 
 from imcompress.compression import LowRankConv2d, apply_compression, default_selection
-
-models = pytest.importorskip("imcompress.models")
+from imcompress.models.build import build_model
 
 ARCHS = {
-    "resnet20": ({"arch": "resnet", "depth": 20}, 16),  # 18 block convs - 2 stride-2
-    "wrn16_4": ({"arch": "wrn", "depth": 16, "widen_factor": 4}, 10),  # 12 - 2
+    "resnet20": ({"_target_": "imcompress.models.CifarResNet", "depth": 20}, 16),  # 18 - 2 stride-2
+    "wrn16_4": ({"_target_": "imcompress.models.WideResNet", "depth": 16, "widen_factor": 4}, 10),
 }
 
 
 def _build(name: str) -> torch.nn.Module:
     torch.manual_seed(0)
-    return models.build_model(ARCHS[name][0], in_channels=3, num_classes=10)
+    return build_model(ARCHS[name][0], in_channels=3, num_classes=10)
 
 
 @pytest.mark.parametrize("name", list(ARCHS))

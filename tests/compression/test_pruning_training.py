@@ -16,7 +16,12 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from imcompress.callbacks.pruning import PruningCallback
-from imcompress.compression import CompressionResult, apply_compression
+from imcompress.compression import (
+    CompressionResult,
+    Schedule,
+    SparsitySchedule,
+    apply_compression,
+)
 
 from .tiny_models import TinyResNet
 
@@ -93,7 +98,7 @@ def _fit(
         max_epochs=max_epochs,
         logger=CSVLogger(tmp_path, name="logs"),
         callbacks=[
-            *result.callbacks,
+            *PruningCallback.from_result(result),
             ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True),
             *extra,
         ],
@@ -192,7 +197,16 @@ def test_end_epoch_beyond_training_is_an_error(tmp_path: Path) -> None:
 
 
 def test_default_end_epoch_is_half_of_training() -> None:
-    callback = PruningCallback(pruner=None, sparsity=0.5, gradual=True)  # type: ignore[arg-type]
-    assert callback.build_schedule(10).end_epoch == 5
+    schedule = SparsitySchedule(final=0.5, kind=Schedule["gradual"])
+    ramp = schedule.resolve(10)
+    assert ramp is not None and ramp.end_epoch == 5
     with pytest.raises(ValueError, match=r"needs trainer\.max_epochs"):
-        callback.build_schedule(-1)
+        schedule.resolve(-1)
+    assert SparsitySchedule(final=0.5).resolve(10) is None  # one-shot: nothing to drive
+
+
+def test_only_mask_methods_get_a_pruning_callback() -> None:
+    assert PruningCallback.from_result(apply_compression(TinyResNet(), {"method": "lr"})) == []
+    result = apply_compression(TinyResNet(), {"method": "prune_channel"})
+    (callback,) = PruningCallback.from_result(result)
+    assert callback.pruner is result.pruner and callback.schedule is result.schedule

@@ -10,23 +10,25 @@ rank ``k``: ``W_i ~ L_i R_i``.
 from __future__ import annotations
 
 import math
-from typing import Literal
+from enum import StrEnum
 
 import torch
 
-GroupDim = Literal["in", "out"]
-RankMode = Literal["per_group", "total"]
-FactorSplit = Literal["balanced", "left", "right"]
+# The vocabularies of the low-rank options (see imcompress.compression.choices).
+# Which channels group low-rank splits: the input channels (the paper's GLR) or the output ones.
+GroupDim = StrEnum("GroupDim", ["in", "out"])
+# What `rank` counts: the rank of every group, or the layer's total rank over all groups.
+RankMode = StrEnum("RankMode", ["per_group", "total"])
+# Where the singular values go: L = U S^1/2, R = S^1/2 V^T | L = U S, R = V^T | L = U, R = S V^T.
+FactorSplit = StrEnum("FactorSplit", ["balanced", "left", "right"])
 
-GROUP_DIMS: tuple[str, ...] = ("in", "out")
-RANK_MODES: tuple[str, ...] = ("per_group", "total")
-FACTOR_SPLITS: tuple[str, ...] = ("balanced", "left", "right")
 
-
-def split_blocks(weight: torch.Tensor, groups: int, group_dim: str) -> list[torch.Tensor]:
+def split_blocks(
+    weight: torch.Tensor, groups: int, group_dim: GroupDim | str
+) -> list[torch.Tensor]:
     """Split a (OC, IC, K, K) weight into ``groups`` block matrices (rows = output channels)."""
     out_ch, in_ch = weight.shape[:2]
-    if group_dim == "in":
+    if group_dim == GroupDim["in"]:
         size = in_ch // groups
         return [weight[:, i * size : (i + 1) * size].flatten(1) for i in range(groups)]
     size = out_ch // groups
@@ -34,17 +36,19 @@ def split_blocks(weight: torch.Tensor, groups: int, group_dim: str) -> list[torc
 
 
 def block_shape(
-    weight_shape: torch.Size | tuple[int, ...], groups: int, group_dim: str
+    weight_shape: torch.Size | tuple[int, ...], groups: int, group_dim: GroupDim | str
 ) -> tuple[int, int]:
     """(rows, cols) of one block matrix of a (OC, IC, K, K) weight split into ``groups``."""
     out_ch, in_ch = int(weight_shape[0]), int(weight_shape[1])
     kernel_cells = int(math.prod(weight_shape[2:]))
-    if group_dim == "in":
+    if group_dim == GroupDim["in"]:
         return out_ch, (in_ch // groups) * kernel_cells
     return out_ch // groups, in_ch * kernel_cells
 
 
-def max_rank(weight_shape: torch.Size | tuple[int, ...], groups: int, group_dim: str) -> int:
+def max_rank(
+    weight_shape: torch.Size | tuple[int, ...], groups: int, group_dim: GroupDim | str
+) -> int:
     """Largest useful per-group rank: ``min(m, n/g)`` (in) or ``min(m/g, n)`` (out)."""
     return min(block_shape(weight_shape, groups, group_dim))
 
@@ -53,8 +57,8 @@ def resolve_rank(
     rank: int | float,
     weight_shape: torch.Size | tuple[int, ...],
     groups: int,
-    group_dim: str,
-    rank_mode: str,
+    group_dim: GroupDim | str,
+    rank_mode: RankMode | str,
 ) -> int:
     """Per-group rank ``k`` for one layer, or ValueError with the valid range.
 
@@ -70,13 +74,13 @@ def resolve_rank(
     if isinstance(rank, float):
         if not 0.0 < rank <= 1.0:
             raise ValueError(f"rank ratio must be in (0, 1], got {rank}")
-        if rank_mode == "total":
+        if rank_mode == RankMode["total"]:
             full = min(int(weight_shape[0]), int(math.prod(weight_shape[1:])))
             return min(limit, max(1, round(rank * full / groups)))
         return min(limit, max(1, round(rank * limit)))
     if rank < 1:
         raise ValueError(f"rank must be >= 1, got {rank}")
-    if rank_mode == "total":
+    if rank_mode == RankMode["total"]:
         if rank % groups:
             raise ValueError(
                 f"rank_mode=total needs rank divisible by groups={groups}, got rank={rank}"
@@ -94,7 +98,7 @@ def resolve_rank(
 
 
 def truncated_factors(
-    matrix: torch.Tensor, rank: int, factor_split: str = "balanced"
+    matrix: torch.Tensor, rank: int, factor_split: FactorSplit | str = "balanced"
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Rank-``rank`` factors ``(L, R)`` of ``matrix`` (m x n) from its SVD: ``L @ R ~ matrix``.
 
@@ -103,19 +107,23 @@ def truncated_factors(
     """
     u, s, vh = torch.linalg.svd(matrix.detach().double(), full_matrices=False)
     u, s, vh = u[:, :rank], s[:rank], vh[:rank]
-    if factor_split == "balanced":
+    if factor_split == FactorSplit["balanced"]:
         root = s.sqrt()
         left, right = u * root, root[:, None] * vh
-    elif factor_split == "left":
+    elif factor_split == FactorSplit["left"]:
         left, right = u * s, vh
-    elif factor_split == "right":
+    elif factor_split == FactorSplit["right"]:
         left, right = u, s[:, None] * vh
     else:
-        raise ValueError(f"factor_split must be one of {FACTOR_SPLITS}, got {factor_split!r}")
+        raise ValueError(
+            f"factor_split must be one of {[m.value for m in FactorSplit]}, got {factor_split!r}"
+        )
     return left.to(matrix.dtype), right.to(matrix.dtype)
 
 
-def truncation_error(weight: torch.Tensor, rank: int, groups: int, group_dim: str) -> float:
+def truncation_error(
+    weight: torch.Tensor, rank: int, groups: int, group_dim: GroupDim | str
+) -> float:
     """Frobenius error ``sqrt(sum_i ||W_i - [W_i]_k||_F^2)`` of the per-group rank-k truncation."""
     total = 0.0
     for block in split_blocks(weight.detach().double(), groups, group_dim):

@@ -7,10 +7,11 @@ from typing import ClassVar, Literal, cast
 import torch
 from torch import nn
 
+from imcompress.compression.choices import parse_choice
 from imcompress.compression.factorization import (
-    FACTOR_SPLITS,
-    GROUP_DIMS,
-    RANK_MODES,
+    FactorSplit,
+    GroupDim,
+    RankMode,
     resolve_rank,
     split_blocks,
     truncated_factors,
@@ -47,7 +48,7 @@ class LowRankConv2d(nn.Module):
         kernel_size: int | tuple[int, int],
         rank: int,
         groups: int = 1,
-        group_dim: str = "in",
+        group_dim: GroupDim | str = "in",
         stride: int | tuple[int, int] = 1,
         padding: int | tuple[int, int] | str = 0,
         dilation: int | tuple[int, int] = 1,
@@ -57,9 +58,8 @@ class LowRankConv2d(nn.Module):
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        if group_dim not in GROUP_DIMS:
-            raise ValueError(f"group_dim must be one of {GROUP_DIMS}, got {group_dim!r}")
-        split = in_channels if group_dim == "in" else out_channels
+        group_dim = parse_choice(GroupDim, group_dim, "group_dim")
+        split = in_channels if group_dim == GroupDim["in"] else out_channels
         if groups < 1 or split % groups:
             raise ValueError(
                 f"groups={groups} must divide {'in' if group_dim == 'in' else 'out'}_channels={split}"
@@ -78,7 +78,7 @@ class LowRankConv2d(nn.Module):
             stride=stride,
             padding=padding,
             dilation=dilation,
-            groups=groups if group_dim == "in" else 1,
+            groups=groups if group_dim == GroupDim["in"] else 1,
             bias=False,
             padding_mode=cast(PaddingMode, padding_mode),
             device=device,
@@ -88,7 +88,7 @@ class LowRankConv2d(nn.Module):
             groups * rank,
             out_channels,
             1,
-            groups=groups if group_dim == "out" else 1,
+            groups=groups if group_dim == GroupDim["out"] else 1,
             bias=bias,
             device=device,
             dtype=dtype,
@@ -100,9 +100,9 @@ class LowRankConv2d(nn.Module):
         conv: nn.Conv2d,
         rank: int | float,
         groups: int = 1,
-        group_dim: str = "in",
-        rank_mode: str = "per_group",
-        factor_split: str = "balanced",
+        group_dim: GroupDim | str = "in",
+        rank_mode: RankMode | str = "per_group",
+        factor_split: FactorSplit | str = "balanced",
     ) -> LowRankConv2d:
         """Factorize ``conv`` by per-group truncated SVD of its weight.
 
@@ -111,13 +111,10 @@ class LowRankConv2d(nn.Module):
         """
         if not isinstance(conv, nn.Conv2d) or conv.groups != 1:
             raise ValueError("from_conv needs a dense nn.Conv2d (groups=1)")
-        if rank_mode not in RANK_MODES:
-            raise ValueError(f"rank_mode must be one of {RANK_MODES}, got {rank_mode!r}")
-        if factor_split not in FACTOR_SPLITS:
-            raise ValueError(f"factor_split must be one of {FACTOR_SPLITS}, got {factor_split!r}")
-        if group_dim not in GROUP_DIMS:
-            raise ValueError(f"group_dim must be one of {GROUP_DIMS}, got {group_dim!r}")
-        split = conv.in_channels if group_dim == "in" else conv.out_channels
+        rank_mode = parse_choice(RankMode, rank_mode, "rank_mode")
+        factor_split = parse_choice(FactorSplit, factor_split, "factor_split")
+        group_dim = parse_choice(GroupDim, group_dim, "group_dim")
+        split = conv.in_channels if group_dim == GroupDim["in"] else conv.out_channels
         if groups < 1 or split % groups:
             raise ValueError(f"groups={groups} must divide {split} (group_dim={group_dim})")
         weight = conv.weight.detach()
@@ -155,7 +152,7 @@ class LowRankConv2d(nn.Module):
             rights.append(right)
         r_in = self.R.weight.shape[1]
         self.R.weight.copy_(torch.cat(rights).reshape(g * k, r_in, *kernel))
-        if self.group_dim == "in":
+        if self.group_dim == GroupDim["in"]:
             self.L.weight.copy_(torch.cat(lefts, dim=1).reshape(self.out_channels, g * k, 1, 1))
         else:
             self.L.weight.copy_(torch.cat(lefts).reshape(self.out_channels, k, 1, 1))
@@ -165,7 +162,7 @@ class LowRankConv2d(nn.Module):
         k, g = self.rank, self.groups
         kernel = self.R.weight.shape[2:]
         right = self.R.weight.flatten(1)  # (g*k, IC/g*K*K) for in, (g*k, IC*K*K) for out
-        if self.group_dim == "in":
+        if self.group_dim == GroupDim["in"]:
             left = self.L.weight.flatten(1)  # (OC, g*k)
             blocks = [left[:, i * k : (i + 1) * k] @ right[i * k : (i + 1) * k] for i in range(g)]
             dense = torch.cat([b.reshape(self.out_channels, -1, *kernel) for b in blocks], dim=1)

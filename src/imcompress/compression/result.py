@@ -9,6 +9,7 @@ from torch import nn
 
 from imcompress.compression.pruning.base import MaskedPruner
 from imcompress.compression.pruning.pattern import PatternPruner
+from imcompress.compression.schedule import SparsitySchedule
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -27,30 +28,31 @@ def count_parameters(model: nn.Module) -> int:
 
 @dataclass
 class CompressionResult:
-    """What :func:`apply_compression` changed, and the Lightning callbacks the method needs.
+    """What :func:`apply_compression` changed.
 
     ``layers``: one dict per compressed layer (name, method, shape, rank, groups,
-    params_before, params_after, sparsity, and method-specific keys).
+    params_before, params_after, sparsity, and method-specific keys). Mask methods also give
+    their ``pruner`` and its ``schedule``, from which the training layer builds the callback
+    that drives them (``PruningCallback.from_result``).
     """
 
     method: str = "none"
     layers: list[dict[str, Any]] = field(default_factory=list)
-    callbacks: list[Any] = field(default_factory=list)
     options: dict[str, Any] = field(default_factory=dict)
     model_params_before: int | None = None
     model: nn.Module | None = field(default=None, repr=False)
     pruner: MaskedPruner | None = field(default=None, repr=False)
+    schedule: SparsitySchedule | None = None
 
     def refresh(self) -> None:
         """Re-read the per-layer records from the live masks (pruning methods)."""
         if self.pruner is not None:
-            self.layers[:] = self.pruner.records()
+            self.layers = self.pruner.records()
 
     def apply_final_masks(self) -> None:
         """Set pruning masks to the final target now (for cost estimates without training)."""
-        if self.pruner is not None:
-            sparsity = float(self.options.get("sparsity", 0.0))
-            self.pruner.prune_to(sparsity)
+        if self.pruner is not None and self.schedule is not None:
+            self.pruner.prune_to(self.schedule.final)
             self.refresh()
 
     def summary(self) -> dict[str, Any]:

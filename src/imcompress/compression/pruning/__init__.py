@@ -1,26 +1,28 @@
-"""Pruning methods on ``torch.nn.utils.prune`` masks, and their sparsity schedules."""
+"""Pruners on ``torch.nn.utils.prune`` masks (schedules: :mod:`imcompress.compression.schedule`)."""
 
 from imcompress.compression.pruning.base import MaskedPruner, effective, mask_of
 from imcompress.compression.pruning.channel import ChannelPruner, find_successors
 from imcompress.compression.pruning.pattern import PatternPruner, build_pattern_set
 from imcompress.compression.pruning.patterns import (
+    PatternDim,
+    PatternSet,
     choose_patterns,
     nentry_patterns,
     patdnn_patterns,
     pconv_patterns,
 )
-from imcompress.compression.pruning.schedule import CubicSchedule, default_end_epoch
-from imcompress.compression.pruning.unstructured import UnstructuredPruner
+from imcompress.compression.pruning.unstructured import Scope, UnstructuredPruner
 
 __all__ = [
     "ChannelPruner",
-    "CubicSchedule",
     "MaskedPruner",
+    "PatternDim",
     "PatternPruner",
+    "PatternSet",
+    "Scope",
     "UnstructuredPruner",
     "build_pattern_set",
     "choose_patterns",
-    "default_end_epoch",
     "effective",
     "find_successors",
     "mask_of",

@@ -14,8 +14,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from imcompress.compression.choices import parse_choice
 from imcompress.compression.pruning.base import MaskedPruner, ParamKey, effective, keep_largest
 from imcompress.compression.pruning.patterns import (
+    PatternDim,
+    PatternSet,
     choose_patterns,
     nentry_patterns,
     patdnn_patterns,
@@ -24,17 +27,20 @@ from imcompress.compression.pruning.patterns import (
 
 
 def build_pattern_set(
-    name: str, weights: list[torch.Tensor], entries: int, num_patterns: int, centre: bool
+    name: PatternSet | str,
+    weights: list[torch.Tensor],
+    entries: int,
+    num_patterns: int,
+    centre: bool,
 ) -> torch.Tensor:
     """The (P, K*K) pattern set ``name`` (pconv | patdnn | nentry) for these weights."""
+    name = parse_choice(PatternSet, name, "pattern_set")
     kernel_cells = int(weights[0][0, 0].numel())
-    if name == "pconv":
+    if name == PatternSet["pconv"]:
         return pconv_patterns()
-    if name == "patdnn":
+    if name == PatternSet["patdnn"]:
         return patdnn_patterns(weights, entries, num_patterns, centre)
-    if name == "nentry":
-        return nentry_patterns(entries, kernel_cells)
-    raise ValueError(f"unknown pattern set {name!r}; valid: pconv, patdnn, nentry")
+    return nentry_patterns(entries, kernel_cells)
 
 
 class PatternPruner(MaskedPruner):
@@ -45,15 +51,15 @@ class PatternPruner(MaskedPruner):
     def __init__(
         self,
         targets: list[tuple[str, nn.Conv2d]],
-        pattern_set: str = "pconv",
+        pattern_set: PatternSet | str = "pconv",
         entries: int = 4,
         num_patterns: int = 8,
         centre: bool = True,
-        dim: str = "kernel",
+        dim: PatternDim | str = "kernel",
     ) -> None:
         super().__init__(targets)
-        self.pattern_set_name = pattern_set
-        self.dim = dim
+        self.pattern_set_name = parse_choice(PatternSet, pattern_set, "pattern_set")
+        self.dim = parse_choice(PatternDim, dim, "pattern_dim")
         weights = [effective(conv) for _, conv in targets]
         self.patterns = build_pattern_set(pattern_set, weights, entries, num_patterns, centre)
         self.install()
@@ -73,7 +79,7 @@ class PatternPruner(MaskedPruner):
         mask = choose_patterns(weight, self.patterns, self.dim)
         kept = (weight * mask).flatten(2).pow(2).sum(-1)  # (OC, IC) kept energy per kernel
         fraction = self.connectivity_fraction(sparsity)
-        if self.dim == "input_channel":
+        if self.dim == PatternDim["input_channel"]:
             units = kept.sum(0)
             n_prune = min(round(fraction * units.numel()), units.numel() - 1)
             return mask * keep_largest(units, n_prune)[None, :, None, None]

@@ -7,9 +7,17 @@ kernel in row-major order (for 3x3: 0 1 2 / 3 4 5 / 6 7 8, centre 4).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from enum import StrEnum
 from itertools import combinations
 
 import torch
+
+from imcompress.compression.choices import parse_choice
+
+# `pattern_set` option: PConv's 4 fixed shapes | PatDNN-style most frequent | all n-entry patterns.
+PatternSet = StrEnum("PatternSet", ["pconv", "patdnn", "nentry"])
+# `pattern_dim` option: what shares one pattern: a kernel | an input channel | the whole layer.
+PatternDim = StrEnum("PatternDim", ["kernel", "input_channel", "layer"])
 
 CENTRE_3X3 = 4
 ARMS_3X3 = (1, 3, 5, 7)  # up, left, right, down
@@ -56,19 +64,20 @@ def patdnn_patterns(
     return patterns_from_cells(cells, kernel_cells)
 
 
-def choose_patterns(weight: torch.Tensor, patterns: torch.Tensor, dim: str) -> torch.Tensor:
+def choose_patterns(
+    weight: torch.Tensor, patterns: torch.Tensor, dim: PatternDim | str
+) -> torch.Tensor:
     """0/1 mask (OC, IC, K, K): every kernel (``dim="kernel"``), every input channel shared by
     all output channels (``"input_channel"``) or the whole layer (``"layer"``) takes the pattern
     that keeps the largest L2 norm of ``weight``."""
+    dim = parse_choice(PatternDim, dim, "pattern_dim")
     out_ch, in_ch = weight.shape[:2]
     sq = weight.detach().flatten(2).pow(2).to(patterns.dtype)  # (OC, IC, KK)
     pats = patterns.to(sq.device)
-    if dim == "kernel":
+    if dim == PatternDim["kernel"]:
         chosen = pats[(sq @ pats.T).argmax(dim=-1)]
-    elif dim == "input_channel":
+    elif dim == PatternDim["input_channel"]:
         chosen = pats[(sq.sum(0) @ pats.T).argmax(dim=-1)].expand(out_ch, -1, -1)
-    elif dim == "layer":
-        chosen = pats[(sq.sum((0, 1)) @ pats.T).argmax()].expand(out_ch, in_ch, -1)
     else:
-        raise ValueError(f"pattern dimension must be kernel|input_channel|layer, got {dim!r}")
+        chosen = pats[(sq.sum((0, 1)) @ pats.T).argmax()].expand(out_ch, in_ch, -1)
     return chosen.reshape(weight.shape).to(weight.dtype).clone()

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 import torch
 from torch import nn
 
+from imcompress.compression.choices import parse_choice
 from imcompress.compression.pruning.base import MaskedPruner, ParamKey, effective, keep_largest
+
+# `scope` option: every layer reaches the sparsity | one magnitude threshold over all layers.
+Scope = StrEnum("Scope", ["layer", "global"])
 
 
 class UnstructuredPruner(MaskedPruner):
@@ -14,14 +20,14 @@ class UnstructuredPruner(MaskedPruner):
 
     method = "prune_unstructured"
 
-    def __init__(self, targets: list[tuple[str, nn.Conv2d]], scope: str = "layer") -> None:
+    def __init__(self, targets: list[tuple[str, nn.Conv2d]], scope: Scope | str = "layer") -> None:
         super().__init__(targets)
-        self.scope = scope
+        self.scope = parse_choice(Scope, scope, "scope")
         self.install()
 
     def compute_masks(self, sparsity: float) -> dict[ParamKey, torch.Tensor]:
         weights = [effective(conv).abs() for _, conv in self.targets]
-        if self.scope == "layer":
+        if self.scope == Scope["layer"]:
             return {
                 (conv, "weight"): keep_largest(w, round(sparsity * w.numel()))
                 for (_, conv), w in zip(self.targets, weights, strict=True)
