@@ -144,7 +144,11 @@ class RunFolderLockCallback(Callback):
     before Hydra writes ``.hydra/`` into it, so a second run on the folder changes nothing there."""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        lock_run_folder(Path(str(config.hydra.run.dir)))
+        try:
+            lock_run_folder(Path(str(config.hydra.run.dir)))
+        except RunFolderBusyError as error:
+            # Hydra turns a callback's Exception into a warning and goes on: stop the run here.
+            raise SystemExit(f"Error: {error}") from None
 
     def on_run_end(self, config: DictConfig, **kwargs: Any) -> None:
         release_run_folder(Path(str(config.hydra.run.dir)))
