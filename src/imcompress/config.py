@@ -59,8 +59,8 @@ def check_required(cfg: DictConfig) -> None:
     """Checks that cost nothing, run before any data or model is touched.
 
     Mandatory values (``???``) left unset, hardware values out of range (the ``base_hw`` schema
-    catches typos and types at compose time; ranges are checked here), a ``pretrained`` file
-    that is missing or required but not given.
+    catches typos and types at compose time; ranges are checked here), trainer numbers out of
+    range (:func:`check_trainer`), a ``pretrained`` file that is missing or required but not given.
     """
     missing = sorted(OmegaConf.missing_keys(cfg))
     if missing:
@@ -70,6 +70,8 @@ def check_required(cfg: DictConfig) -> None:
         )
     if cfg.get("hw") is not None:
         HardwareConfig.from_cfg(cfg.hw)
+    if cfg.get("trainer") is not None:
+        check_trainer(cfg.trainer)
     pretrained = cfg.get("pretrained")
     if cfg.get("require_pretrained") and not pretrained:
         raise ValueError(
@@ -80,36 +82,75 @@ def check_required(cfg: DictConfig) -> None:
         raise FileNotFoundError(f"pretrained={pretrained!r}: no such checkpoint file")
 
 
-def resolve_ckpt_path(ckpt_path: str | None, output_dir: Path) -> str | None:
-    """Turn ``ckpt_path`` (null | last | auto | a path) into a checkpoint file or None.
+# Trainer numbers the pipeline depends on: name -> (what it accepts, predicate). ``None`` always
+# means "Lightning's default" and passes. Booleans are never numbers here.
+_INT_AT_LEAST_1 = ("an integer >= 1", lambda v: _is_int(v) and v >= 1)
+_FRACTION_OR_COUNT = (
+    "a fraction in (0, 1] or a batch count >= 1",
+    lambda v: (_is_int(v) and v >= 1) or (_is_float(v) and 0.0 < v <= 1.0),
+)
+TRAINER_RANGES: dict[str, tuple[str, Any]] = {
+    "max_epochs": _INT_AT_LEAST_1,  # also the cosine schedule's T_max (conf/train.yaml)
+    "min_epochs": ("an integer >= 0", lambda v: _is_int(v) and v >= 0),
+    "max_steps": ("-1 (no limit) or an integer >= 1", lambda v: _is_int(v) and (v == -1 or v >= 1)),
+    "limit_train_batches": _FRACTION_OR_COUNT,
+    "limit_val_batches": _FRACTION_OR_COUNT,  # val/acc picks the best checkpoint
+    "limit_test_batches": _FRACTION_OR_COUNT,
+    "log_every_n_steps": _INT_AT_LEAST_1,
+    "check_val_every_n_epoch": _INT_AT_LEAST_1,
+    "val_check_interval": _FRACTION_OR_COUNT,
+    "num_sanity_val_steps": ("-1 (all) or an integer >= 0", lambda v: _is_int(v) and v >= -1),
+    "accumulate_grad_batches": _INT_AT_LEAST_1,
+    "num_nodes": _INT_AT_LEAST_1,
+    "devices": (
+        "-1 (all), an integer >= 1, 'auto' or a list of device ids",
+        lambda v: (_is_int(v) and (v == -1 or v >= 1)) or isinstance(v, str) or _is_list(v),
+    ),
+    "gradient_clip_val": ("a number >= 0", lambda v: (_is_int(v) or _is_float(v)) and v >= 0),
+    "fast_dev_run": (
+        "true/false or an integer >= 0",
+        lambda v: isinstance(v, bool) or (_is_int(v) and v >= 0),
+    ),
+}
 
-    Refuses to start a fresh run in a folder that already holds checkpoints, so that nothing
-    written by an earlier run is overwritten.
+
+def check_trainer(trainer: Any) -> None:
+    """Range-check the trainer numbers the pipeline depends on, naming the value and the valid range.
+
+    Lightning accepts some of these values (``max_epochs=-1`` trains forever) or rejects them
+    only after the data is loaded; here they fail before anything runs.
     """
-    checkpoint_dir = output_dir / "checkpoints"
-    last = checkpoint_dir / "last.ckpt"
-    existing = sorted(checkpoint_dir.glob("*.ckpt")) if checkpoint_dir.is_dir() else []
-    if ckpt_path in (None, "", "null"):
-        if existing:
-            raise FileExistsError(
-                f"{checkpoint_dir} already holds checkpoints ({', '.join(p.name for p in existing)}); "
-                "pass ckpt_path=last (or auto) to resume that run, or use a new output folder "
-                "(leave hydra.run.dir at its default)."
+    problems = []
+    for key, (valid, accepts) in TRAINER_RANGES.items():
+        value = trainer.get(key)
+        if value is not None and not accepts(value):
+            problems.append(f"trainer.{key}={value!r}: must be {valid}")
+    max_epochs, min_epochs = trainer.get("max_epochs"), trainer.get("min_epochs")
+    every = trainer.get("check_val_every_n_epoch")
+    if not problems and _is_int(max_epochs):
+        if _is_int(every) and every > max_epochs:
+            problems.append(
+                f"trainer.check_val_every_n_epoch={every} > trainer.max_epochs={max_epochs}: "
+                f"validation would never run (no val/acc, no best checkpoint); use 1..{max_epochs}"
             )
-        return None
-    if ckpt_path == "auto":
-        return str(last) if last.exists() else None
-    if ckpt_path == "last":
-        if not last.exists():
-            raise FileNotFoundError(
-                f"ckpt_path=last but there is no {last}. To resume a run, point hydra.run.dir at "
-                "that run's folder (outputs/<name>/runs/<time>), or pass ckpt_path=<file.ckpt>."
+        if _is_int(min_epochs) and min_epochs > max_epochs:
+            problems.append(
+                f"trainer.min_epochs={min_epochs} > trainer.max_epochs={max_epochs}; use 0..{max_epochs}"
             )
-        return str(last)
-    path = Path(ckpt_path).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(f"ckpt_path={ckpt_path!r}: no such checkpoint file")
-    return str(path.resolve())
+    if problems:
+        raise ValueError("invalid trainer settings:\n  " + "\n  ".join(problems))
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_float(value: Any) -> bool:
+    return isinstance(value, float)
+
+
+def _is_list(value: Any) -> bool:
+    return OmegaConf.is_list(value) or isinstance(value, (list, tuple))
 
 
 def config_essentials(cfg: DictConfig) -> dict[str, Any]:

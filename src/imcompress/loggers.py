@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import io
 import os
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 WANDB_MODES = ("offline", "online", "disabled")
@@ -39,20 +39,27 @@ def run_identity(cfg: DictConfig) -> dict[str, Any]:
 class ResumableCSVLogger(CSVLogger):
     """Lightning's CSV logger, except that a resumed job keeps the rows of its earlier attempts.
 
-    Lightning's writer deletes an existing ``metrics.csv`` when it starts; this one puts the old
-    rows back and appends (the header grows if new metrics appear).
+    Lightning's writer deletes an existing ``metrics.csv`` when it starts; this one moves the file
+    aside while the writer starts and back afterwards (byte for byte, line endings included; a
+    kill in between leaves ``metrics.csv.resume``, which the next attempt puts back), then appends
+    (the header grows if new metrics appear). Only rank 0 writes.
     """
 
     @property
     def experiment(self) -> Any:
-        if self._experiment is not None:
-            return self._experiment
+        if self._experiment is not None or getattr(rank_zero_only, "rank", 0) != 0:
+            return super().experiment
         metrics_file = Path(self.log_dir) / "metrics.csv"
-        previous = metrics_file.read_text() if metrics_file.is_file() else ""
+        kept = metrics_file.with_name("metrics.csv.resume")
+        if metrics_file.is_file():
+            os.replace(metrics_file, kept)
         writer = super().experiment
-        if previous.strip():
-            metrics_file.write_text(previous)
-            writer.metrics_keys = sorted(next(csv.reader(io.StringIO(previous))))
+        if kept.is_file():
+            os.replace(kept, metrics_file)
+            with open(metrics_file, newline="") as handle:
+                header = next(csv.reader(handle), [])
+            if header:
+                writer.metrics_keys = sorted(header)
         return writer
 
 
@@ -92,7 +99,10 @@ def build_loggers(cfg: DictConfig, output_dir: Path) -> list[Logger]:
         log_model=bool(wandb_cfg.get("log_model", False)),
         config=OmegaConf.to_container(cfg, resolve=True),
     )
-    id_file.write_text(logger.experiment.id)
+    if (
+        getattr(rank_zero_only, "rank", 0) == 0
+    ):  # the other processes of a data-parallel job have no W&B run
+        id_file.write_text(logger.experiment.id)
     return [*loggers, logger]
 
 

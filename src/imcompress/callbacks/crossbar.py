@@ -99,9 +99,10 @@ class CrossbarCostCallback(pl.Callback):
     # hooks ---------------------------------------------------------------------------------
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.evaluate(pl_module)
-        metrics = self.metrics()
-        for logger in trainer.loggers:
-            logger.log_metrics(metrics, step=trainer.global_step)
+        if trainer.ckpt_path is None:  # a resumed fit logged its step-0 row in the first attempt
+            metrics = self.metrics()
+            for logger in trainer.loggers:
+                logger.log_metrics(metrics, step=trainer.global_step)
         self._write(trainer)
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

@@ -5,8 +5,8 @@ limit (``#SBATCH --signal=USR2@<delay>``, written by submitit). submitit's handl
 :meth:`imcompress.sweep.launcher.SlurmLauncher.checkpoint`, which records the requeue here and
 returns the same job for resubmission; submitit then runs ``scontrol requeue`` and exits. SLURM
 restarts the job in the same Hydra job folder with ``SLURM_RESTART_COUNT`` >= 1, and
-:func:`resume_ckpt_path` makes the training resume from that folder's ``checkpoints/last.ckpt``
-(the W&B run id is reused from ``wandb_run_id.txt``).
+:func:`resume_ckpt_path` makes the training resume from that folder's newest valid checkpoint
+(normally ``checkpoints/last.ckpt``; the W&B run id is reused from ``wandb_run_id.txt``).
 """
 
 from __future__ import annotations
@@ -35,8 +35,9 @@ def resume_ckpt_path(ckpt_path: str | None, environ: Mapping[str, str] = os.envi
     """The ``ckpt_path`` a job should use: ``auto`` for a fresh config in a SLURM-restarted job.
 
     A requeued job restarts in the folder that already holds its checkpoints, which
-    ``ckpt_path=null`` refuses; ``auto`` resumes from ``last.ckpt`` when there is one (a job
-    preempted before its first epoch ended starts from scratch). Explicit values are kept.
+    ``ckpt_path=null`` refuses; ``auto`` resumes from the newest valid checkpoint (a job requeued
+    before its first checkpoint starts from scratch, saying so; see
+    :func:`imcompress.checkpoints.resolve_ckpt_path`). Explicit values are kept.
     """
     if ckpt_path in (None, "", "null") and restart_count(environ) > 0:
         return "auto"

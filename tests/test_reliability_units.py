@@ -1,0 +1,272 @@
+"""Reliability, in-process: trainer range checks, run-folder lock, atomic checkpoints, the
+choice of the checkpoint to resume from, summary attempts, and the exit status after a signal."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import pytest
+import torch
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+from omegaconf import OmegaConf
+from torch import nn
+
+from imcompress.checkpoints import AtomicCheckpointIO, resolve_ckpt_path, verify_checkpoint
+from imcompress.config import check_required, check_trainer
+from imcompress.pipeline import run_task
+from imcompress.run_record import merge_attempt
+from imcompress.runlock import RunFolderBusyError, RunFolderLock, is_worker_process
+
+
+@pytest.fixture
+def job_config(compose: Any, tmp_path: Path) -> Any:
+    """The train config of ``overrides`` without the ``hydra`` node (what the job sees)."""
+
+    def _compose(overrides: list[str]) -> Any:
+        paths = [f"paths.{key}={tmp_path}" for key in ("data_dir", "output_dir")]
+        cfg = compose([*paths, *overrides])
+        return OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"])
+
+    return _compose
+
+
+# -- 1. trainer numbers -------------------------------------------------------------------------
+
+
+BAD_TRAINER_VALUES = [
+    ("max_epochs", -1, "trainer.max_epochs=-1: must be an integer >= 1"),
+    ("max_epochs", 0, "trainer.max_epochs=0: must be an integer >= 1"),
+    ("limit_train_batches", 0, "limit_train_batches=0: must be a fraction in (0, 1] or a batch"),
+    ("limit_val_batches", 1.5, "trainer.limit_val_batches=1.5: must be a fraction in (0, 1]"),
+    ("log_every_n_steps", 0, "trainer.log_every_n_steps=0: must be an integer >= 1"),
+    ("check_val_every_n_epoch", 5, "check_val_every_n_epoch=5 > trainer.max_epochs=2"),
+    ("num_sanity_val_steps", -2, "num_sanity_val_steps=-2: must be -1 (all) or an integer >= 0"),
+    ("max_steps", 0, "trainer.max_steps=0: must be -1 (no limit) or an integer >= 1"),
+    ("devices", 0, "trainer.devices=0: must be -1 (all), an integer >= 1"),
+    ("accumulate_grad_batches", True, "trainer.accumulate_grad_batches=True: must be an integer"),
+]
+
+
+def test_trainer_numbers_out_of_range_are_refused(job_config: Any) -> None:
+    smoke = job_config(["experiment=smoke"])
+    check_required(smoke)  # the preset itself is valid
+    for key, value, named in BAD_TRAINER_VALUES:
+        cfg = smoke.copy()
+        OmegaConf.update(cfg, f"trainer.{key}", value, force_add=True)
+        with pytest.raises(ValueError, match="invalid trainer settings") as error:
+            check_required(cfg)
+        assert named in str(error.value), (key, value)
+    check_trainer({"max_epochs": 3, "limit_train_batches": 0.5, "check_val_every_n_epoch": 3})
+
+
+# -- 6. run-folder lock -------------------------------------------------------------------------
+
+HOLD_LOCK = """
+import sys, time
+from pathlib import Path
+from imcompress.runlock import RunFolderLock
+RunFolderLock(Path(sys.argv[1])).acquire()
+print("locked", flush=True)
+time.sleep(60)
+"""
+
+
+def test_second_holder_is_refused_naming_pid_and_host(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(tmp_path)], env=env, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        with pytest.raises(RunFolderBusyError) as error:
+            RunFolderLock(tmp_path).acquire()
+        assert f"pid {holder.pid} on host " in str(error.value)
+        assert str(tmp_path / "run.lock") in str(error.value)
+    finally:
+        holder.kill()
+        holder.wait()
+    # The kernel dropped the dead holder's lock: it is taken over, saying whose it was.
+    lock = RunFolderLock(tmp_path)
+    lock.acquire()
+    record = json.loads((tmp_path / "run.lock").read_text())
+    assert record["pid"] == os.getpid()
+    lock.release()
+    assert (tmp_path / "run.lock").read_text() == ""  # released: no holder recorded
+
+
+def test_stale_lock_of_a_dead_process_is_taken_over(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "run.lock").write_text('{"pid": 999999, "host": "node7", "started": "x"}\n')
+    lock = RunFolderLock(tmp_path)
+    lock.acquire()
+    lock.release()
+    assert "taking over the stale lock of pid 999999 on host node7" in capsys.readouterr().out
+
+
+def test_data_parallel_workers_do_not_lock() -> None:
+    assert not is_worker_process({})
+    assert not is_worker_process({"LOCAL_RANK": "0", "NODE_RANK": "0", "SLURM_PROCID": "0"})
+    assert is_worker_process({"LOCAL_RANK": "1"})
+    assert is_worker_process({"SLURM_PROCID": "3"})
+
+
+# -- 4. atomic checkpoints ------------------------------------------------------------------------
+
+
+def test_checkpoint_write_never_uses_tmpdir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """$TMPDIR elsewhere (here: missing) does not matter: the temp file is in the target folder."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no-such-scratch"))
+    target = tmp_path / "checkpoints" / "last.ckpt"
+    with pytest.raises(OSError):  # Lightning's default goes through $TMPDIR
+        TorchCheckpointIO().save_checkpoint({"step": 1}, target)
+    AtomicCheckpointIO().save_checkpoint({"step": 1}, target)
+    assert verify_checkpoint(target) is None
+    assert sorted(p.name for p in target.parent.iterdir()) == ["last.ckpt"]
+
+
+def test_kill_during_checkpoint_write_keeps_the_previous_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / "last.ckpt"
+    AtomicCheckpointIO().save_checkpoint({"step": 1}, target)
+    before = target.read_bytes()
+
+    def half_then_die(obj: Any, handle: Any) -> None:
+        handle.write(before[: len(before) // 2])
+        raise KeyboardInterrupt  # the process is stopped mid-write
+
+    monkeypatch.setattr(torch, "save", half_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        AtomicCheckpointIO().save_checkpoint({"step": 2}, target)
+    assert target.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]
+
+
+# -- 4/5. which checkpoint a resume uses ----------------------------------------------------------
+
+
+def _save(path: Path, step: int, mtime: int) -> None:
+    AtomicCheckpointIO().save_checkpoint({"global_step": step}, path)
+    os.utime(path, ns=(mtime, mtime))
+
+
+def test_resume_falls_back_from_a_truncated_last_checkpoint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "checkpoints"
+    _save(folder / "best-epoch000.ckpt", 1, 10**18)
+    _save(folder / "best-epoch001.ckpt", 2, 10**18 + 10**9)
+    _save(folder / "last.ckpt", 3, 10**18 + 2 * 10**9)
+    last = folder / "last.ckpt"
+    last.write_bytes(last.read_bytes()[:100])  # killed mid-copy
+    (folder / ".last.ckpt.tmp-4242").write_bytes(b"partial")  # left by a killed writer
+    for option in ("last", "auto"):
+        assert resolve_ckpt_path(option, tmp_path) == str(folder / "best-epoch001.ckpt")
+        err = capsys.readouterr().err
+        assert f"checkpoint {last} is unusable: truncated or not a checkpoint (100 bytes" in err
+        assert f"Resuming from {folder / 'best-epoch001.ckpt'} instead" in err
+    assert not (folder / ".last.ckpt.tmp-4242").exists()
+    with pytest.raises(ValueError, match=r"last\.ckpt.* is not usable: truncated"):
+        resolve_ckpt_path(str(last), tmp_path)
+    for path in folder.glob("*.ckpt"):
+        path.write_text("not a checkpoint")
+    with pytest.raises(ValueError, match="no usable checkpoint") as error:
+        resolve_ckpt_path("auto", tmp_path)
+    assert "best-epoch000.ckpt: truncated" in str(error.value)
+
+
+def test_auto_resumes_from_best_without_last_and_never_silently_restarts(tmp_path: Path) -> None:
+    assert resolve_ckpt_path("auto", tmp_path) is None  # a new folder: fresh start
+    (tmp_path / "csv").mkdir()
+    (tmp_path / "csv" / "metrics.csv").write_text("epoch,step\r\n0,0\r\n")
+    (tmp_path / "summary.json").write_text('{"status": "failed"}')
+    with pytest.raises(FileExistsError) as error:  # used folder, nothing to resume from
+        resolve_ckpt_path("auto", tmp_path)
+    assert "summary.json, csv/metrics.csv" in str(error.value)
+    (tmp_path / "summary.json").write_text('{"status": "requeued"}')
+    assert resolve_ckpt_path("auto", tmp_path) is None  # SLURM restart before the first epoch
+    best = tmp_path / "checkpoints" / "best-epoch000.ckpt"
+    _save(best, 1, 10**18)
+    assert resolve_ckpt_path("auto", tmp_path) == str(best)
+    with pytest.raises(FileExistsError, match=r"best-epoch000\.ckpt"):
+        resolve_ckpt_path(None, tmp_path)
+
+
+# -- 3. attempts ------------------------------------------------------------------------------------
+
+
+def test_a_failed_attempt_never_replaces_a_completed_record() -> None:
+    completed = {"status": "completed", "metrics": {"test/acc": 0.9}, "epochs": 2, "started": "a"}
+    failed = {"status": "failed", "error": "boom", "started": "b", "metrics": {}}
+    merged, kept = merge_attempt(completed, failed)
+    assert kept and merged["status"] == "completed" and merged["metrics"] == {"test/acc": 0.9}
+    assert [a["status"] for a in merged["attempts"]] == ["completed", "failed"]
+    again, kept = merge_attempt(merged, {"status": "completed", "epochs": 3, "started": "c"})
+    assert not kept and again["epochs"] == 3
+    assert [a["status"] for a in again["attempts"]] == ["completed", "failed", "completed"]
+
+
+# -- 2. exit status after a signal ------------------------------------------------------------------
+
+
+class _SignalsItself(pl.LightningModule):
+    """A one-layer model whose first training step sends ``signum`` to its own process."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__()
+        self.layer = nn.Linear(4, 2)
+        self.signum = signum
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        if batch_idx == 0:
+            os.kill(os.getpid(), self.signum)
+        return self.layer(batch[0]).sum()
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+def _fit_until(signum: int) -> Any:
+    def steps(cfg: Any, output_dir: Path, ckpt_path: str | None, summary: dict[str, Any]) -> None:
+        data = torch.utils.data.DataLoader(
+            torch.utils.data.TensorDataset(torch.randn(8, 4)), batch_size=2
+        )
+        trainer = pl.Trainer(
+            accelerator="cpu", max_epochs=1, logger=False, enable_checkpointing=False,
+            enable_progress_bar=False, enable_model_summary=False, default_root_dir=output_dir,
+        )  # fmt: skip
+        trainer.fit(_SignalsItself(signum), train_dataloaders=data)
+
+    return steps
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+@pytest.mark.parametrize("inside_lightning", [True, False])
+def test_signal_gives_shell_exit_status_and_interrupted_summary(
+    job_config: Any, tmp_path: Path, signum: int, code: int, inside_lightning: bool
+) -> None:
+    cfg = job_config(["experiment=smoke", "logger=none"])
+
+    def outside(cfg: Any, output_dir: Path, ckpt_path: str | None, summary: dict[str, Any]) -> None:
+        os.kill(os.getpid(), signum)  # e.g. while the data is being read
+
+    steps = _fit_until(signum) if inside_lightning else outside
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    with pytest.raises(SystemExit) as stopped:
+        run_task(cfg, tmp_path, None, steps)
+    assert stopped.value.code == code
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["status"] == "interrupted"
+    assert summary["signal"] == signal.Signals(signum).name
+    assert {s: signal.getsignal(s) for s in before} == before  # handlers restored
