@@ -162,7 +162,7 @@ def table_data(rows: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[Any
     """
     columns = list(dict.fromkeys(key for row in rows for key in row))
     data = [[row.get(column) for column in columns] for row in rows]
-    for index, column in enumerate(columns):
+    for index in range(len(columns)):
         kinds = {_kind(line[index]) for line in data if line[index] is not None}
         if len(kinds) > 1:
             for line in data:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pickle
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -14,7 +16,7 @@ _MAX_LISTED = 10
 # accepts) that a checkpoint of this project may hold. A Lightning checkpoint of a train.py run
 # (weights, optimizer and scheduler states, loop and callback states) needs none today; add a
 # class here only if it is plain data and cannot run code when unpickled.
-SAFE_CHECKPOINT_GLOBALS: list[object] = []
+SAFE_CHECKPOINT_GLOBALS: list[Callable[..., Any] | tuple[Callable[..., Any], str]] = []
 
 
 class NotACheckpointError(ValueError):
