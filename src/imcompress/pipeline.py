@@ -15,7 +15,7 @@ from omegaconf import DictConfig
 from imcompress import compression
 from imcompress.config import check_required, config_essentials, resolve_ckpt_path
 from imcompress.data import ImageDataModule
-from imcompress.loggers import build_loggers, run_identity
+from imcompress.loggers import build_loggers, publish_run_summary, run_identity
 from imcompress.models import build_model
 from imcompress.module import ClassificationModule
 from imcompress.summary import (
@@ -150,6 +150,7 @@ def train(cfg: DictConfig) -> float | None:
         write_summary(output_dir, summary)
         if summary["status"] != "failed":
             print_final(console, summary)
+            publish_run_summary(summary)
         _finish_wandb()
 
 
