@@ -12,7 +12,9 @@ from omegaconf import DictConfig
 from imcompress.cli import hoist_multirun_flag
 from imcompress.config import register_configs
 from imcompress.pipeline import configure_torch_threads, train
+from imcompress.warnings_filter import install_warning_filters
 
+install_warning_filters()
 register_configs()
 
 

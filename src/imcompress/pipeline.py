@@ -40,7 +40,7 @@ from imcompress.checkpoints import AtomicCheckpointIO, resolve_ckpt_path
 from imcompress.compression.result import CompressionResult
 from imcompress.config import check_required, config_essentials
 from imcompress.data import ImageDataModule
-from imcompress.loggers import build_loggers, run_identity
+from imcompress.loggers import build_loggers, publish_run_summary, run_identity
 from imcompress.models.build import build_model
 from imcompress.module import ClassificationModule
 from imcompress.run_record import merge_attempt, read_previous
@@ -141,6 +141,7 @@ def run_task(
                     )
                 if summary["status"] not in ("failed",):
                     print_final(console, summary)
+                    publish_run_summary(summary)
             _finish_wandb(0 if summary["status"] == "completed" else 1)
 
 

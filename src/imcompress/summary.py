@@ -15,8 +15,15 @@ from rich.console import Console
 from rich.table import Table
 
 SUMMARY_FILE = "summary.json"
-# Cost totals shown in the final table (all of them are in summary.json and cost_report.*).
-SHOWN_COST_SUFFIXES = ("/cycles", "/energy_uj", "/speedup_vs_im2col", "/utilization")
+COST_REPORT_FILE = "cost_report.json"  # the crossbar callback's report (CrossbarCostCallback)
+# Accuracies shown in the final table when logged (every metric is in summary.json and
+# csv/metrics.csv); val/acc_at_compression: right after compression, before fine-tuning.
+SHOWN_ACCURACY = (
+    "test/acc",
+    "test/acc_top5",
+    "val/acc_best",
+    "val/acc_at_compression",
+)
 
 
 def make_console() -> Console:
@@ -76,25 +83,125 @@ def print_banner(console: Console, essentials: Mapping[str, Any], extra: Mapping
     console.print(table)
 
 
+def hw_assumptions(output_dir: str | Path | None) -> str | None:
+    """The bit widths and timing the cost numbers assume, read from the job's ``cost_report.json``
+    (written by the crossbar callback, with the hw preset it used); None without a report."""
+    if output_dir is None:
+        return None
+    try:
+        hw = json.loads((Path(output_dir) / COST_REPORT_FILE).read_text()).get("hw") or {}
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not hw:
+        return None
+    cells = f"{hw.get('cell_bits')}-bit cells" + (
+        " in differential pairs" if hw.get("differential") else ""
+    )
+    return (
+        f"{hw.get('name')}: {hw.get('rows')}x{hw.get('cols')} arrays, "
+        f"{hw.get('weight_bits')}-bit weights in {cells}, {hw.get('input_bits')}-bit inputs "
+        f"({hw.get('dac_bits')}-bit DACs), {hw.get('adc_bits')}-bit ADCs, "
+        f"{hw.get('cycle_ns'):g} ns per cycle"
+    )
+
+
+def cost_mappings(cost: Mapping[str, Any]) -> list[str]:
+    """Mappings with totals in ``cost`` (``<mapping>/cycles``), without the ``_naive`` variants
+    and the dense reference."""
+    names = [key[: -len("/cycles")] for key in cost if key.endswith("/cycles")]
+    return [name for name in names if not name.endswith("_naive") and not name.startswith("dense_")]
+
+
+def headline_numbers(summary: Mapping[str, Any]) -> dict[str, Any]:
+    """The numbers of the final table, flat (the W&B run summary gets exactly these):
+    accuracy, parameters, whole-model and compressed-layer compression ratios (two decimals),
+    and per mapping cycles, speedup vs dense im2col, energy and energy ratio vs dense im2col."""
+    out: dict[str, Any] = {}
+    metrics = summary.get("metrics") or {}
+    for key in SHOWN_ACCURACY:
+        if isinstance(metrics.get(key), (int, float)):
+            out[key] = metrics[key]
+    compression = summary.get("compression") or {}
+    params = (summary.get("parameters") or {}).get("total")
+    dense = compression.get("model_params_before")
+    after = compression.get("model_params_after") or params
+    if params is not None:
+        out["parameters"] = params
+    if dense:
+        out["parameters_dense"] = dense
+        if after:
+            out["compression/model_ratio"] = round(dense / after, 2)
+    if compression.get("compression_ratio") is not None:
+        out["compression/layer_ratio"] = round(float(compression["compression_ratio"]), 2)
+        out["compression/layers"] = len(compression.get("layers") or [])
+    cost = summary.get("cost") or {}
+    for mapping in cost_mappings(cost):
+        for key, name in (
+            ("cycles", "cycles"),
+            ("speedup_vs_im2col", "speedup"),
+            ("energy_uj", "energy_uj"),
+            ("energy_ratio_vs_im2col", "energy_ratio"),
+        ):
+            value = cost.get(f"{mapping}/{key}")
+            if isinstance(value, (int, float)):
+                out[f"hw/{mapping}/{name}"] = (
+                    round(value, 2) if "ratio" in name or name == "speedup" else value
+                )
+    return out
+
+
 def print_final(console: Console, summary: Mapping[str, Any]) -> None:
-    """The end-of-run table: metrics, best epoch, parameters, cost totals, where files went."""
+    """The end-of-run table: status, accuracy, parameters and compression ratios, the hw
+    assumptions, one row per mapping (cycles, speedup and energy vs dense im2col), files."""
+    numbers = headline_numbers(summary)
     table = Table(title="imcompress: summary", show_header=False, title_justify="left")
     table.add_column(style="bold green")
     table.add_column()
     table.add_row("status", str(summary.get("status")))
-    for key, value in (summary.get("metrics") or {}).items():
-        table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
+    for key in SHOWN_ACCURACY:
+        if key in numbers:
+            table.add_row(key, f"{numbers[key]:.4f}")
+    if "parameters" in numbers:
+        text = f"{numbers['parameters']:,}"
+        if "compression/model_ratio" in numbers:
+            text += (
+                f" of {numbers['parameters_dense']:,} dense: whole model "
+                f"{numbers['compression/model_ratio']:.2f}x smaller"
+            )
+        table.add_row("parameters", text)
+    if "compression/layer_ratio" in numbers:
+        compression = summary.get("compression") or {}
+        table.add_row(
+            "compressed layers",
+            f"{numbers['compression/layers']} layers, {compression.get('params_before', 0):,} -> "
+            f"{compression.get('params_after', 0):,} parameters "
+            f"({numbers['compression/layer_ratio']:.2f}x smaller)",
+        )
+    cost = summary.get("cost") or {}
+    assumptions = hw_assumptions(summary.get("output_dir"))
+    if assumptions:
+        table.add_row("hw", assumptions)
+    if isinstance(cost.get("dense_im2col/cycles"), (int, float)):
+        table.add_row(
+            "dense im2col",
+            f"{cost['dense_im2col/cycles']:,.0f} cycles, "
+            f"{cost.get('dense_im2col/energy_uj', float('nan')):.4g} uJ "
+            "(reference of the speedups and energy ratios)",
+        )
+    for mapping in cost_mappings(cost):
+        if f"hw/{mapping}/cycles" not in numbers:
+            continue
+        text = f"{numbers[f'hw/{mapping}/cycles']:,.0f} cycles"
+        if f"hw/{mapping}/speedup" in numbers:
+            text += f" (speedup {numbers[f'hw/{mapping}/speedup']:.2f}x)"
+        if f"hw/{mapping}/energy_uj" in numbers:
+            text += f", {numbers[f'hw/{mapping}/energy_uj']:.4g} uJ"
+        if f"hw/{mapping}/energy_ratio" in numbers:
+            text += f" (energy ratio {numbers[f'hw/{mapping}/energy_ratio']:.2f})"
+        table.add_row(mapping, text)
     best = summary.get("best") or {}
     if best.get("checkpoint"):
         table.add_row("best checkpoint", str(best["checkpoint"]))
-    params = summary.get("parameters") or {}
-    if params:
-        table.add_row("parameters", f"{params.get('total', 0):,}")
-    for key, value in (summary.get("cost") or {}).items():
-        if isinstance(value, (int, float)) and (
-            key.endswith(SHOWN_COST_SUFFIXES) or key == "arrays"
-        ):
-            table.add_row(f"hw/{key}", f"{value:,.4g}")
     table.add_row("wall time", f"{summary.get('wall_time_s', 0):.1f} s")
     table.add_row("job dir", str(summary.get("output_dir")))
     console.print(table)

@@ -30,6 +30,7 @@ def test_slurm_launcher_defaults_allow_requeue() -> None:
     assert launcher["max_num_timeout"] >= 1  # requeue after a time-out is allowed
     assert launcher["signal_delay_s"] > 0
     assert launcher["cpus_per_task"] == 1 and launcher["timeout_min"] == 60
+    assert launcher["resume"] is True  # a rerun into the sweep folder submits only unfinished jobs
     assert launcher["partition"] is None and launcher["setup"] is None
     assert launcher["submitit_folder"].endswith("/.submitit/%j")
     assert launcher["submitit_folder"].startswith("outputs/smoke/multiruns/")
@@ -46,7 +47,7 @@ def test_site_values_come_from_conf_local(tmp_path: Path) -> None:
     assert launcher["timeout_min"] == 30  # the command line still wins
     assert launcher["setup"][0] == "module load python/3.11"
     # The other launchers ignore the site's SLURM block.
-    assert launcher_of(conf, [])["_target_"].endswith("BasicLauncher")
+    assert launcher_of(conf, [])["_target_"] == "hydra_plugins.imcompress_sweep.LocalLauncher"
     assert launcher_of(conf, ["hydra/launcher=submitit_local"])["_target_"].endswith(
         "LocalLauncher"
     )

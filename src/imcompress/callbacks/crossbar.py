@@ -127,8 +127,7 @@ class CrossbarCostCallback(pl.Callback):
         rows = self.report.rows()
         if not rows:
             return
-        columns = list(rows[0])
-        data = [[_plain(row[c]) for c in columns] for row in rows]
+        columns, data = table_data(rows)
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
                 try:
@@ -156,5 +155,24 @@ class CrossbarCostCallback(pl.Callback):
         rank_zero_info(message)
 
 
-def _plain(value: Any) -> Any:
-    return "" if value is None else value
+def table_data(rows: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[Any]]]:
+    """Columns and cells of a W&B table built from report rows.
+
+    W&B fixes each column's type from its values (None is allowed in any column), so empty cells
+    stay None, and a column that mixes numbers with text (e.g. a count or a note) becomes text.
+    """
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    data = [[row.get(column) for column in columns] for row in rows]
+    for index in range(len(columns)):
+        kinds = {_kind(line[index]) for line in data if line[index] is not None}
+        if len(kinds) > 1:
+            for line in data:
+                if line[index] is not None:
+                    line[index] = str(line[index])
+    return columns, data
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    return "number" if isinstance(value, (int, float)) else type(value).__name__

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import pickle
 import shutil
 import struct
@@ -126,9 +127,37 @@ CIFAR_ARCHIVES = {
 }
 
 
+# The only globals a CIFAR python batch refers to: numpy's array reconstruction (the batches were
+# pickled from numpy arrays; labels and file names are plain lists), and the byte-string codec. Anything else (e.g. os.system
+# in a crafted file) is refused before it can run: the "Restricting Globals" recipe of the pickle
+# docs (https://docs.python.org/3/library/pickle.html#restricting-globals).
+_CIFAR_PICKLE_GLOBALS = frozenset(
+    {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.numeric", "_frombuffer"),
+        ("numpy._core.numeric", "_frombuffer"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("_codecs", "encode"),  # protocol-2 pickles written by Python 3 encode bytes this way
+    }
+)
+
+
+class _ArrayOnlyUnpickler(pickle.Unpickler):
+    """Unpickles dicts, lists, strings, numbers and numpy arrays; refuses every other global."""
+
+    def find_class(self, module: str, name: str) -> object:
+        if (module, name) not in _CIFAR_PICKLE_GLOBALS:
+            raise pickle.UnpicklingError(
+                f"refused global {module}.{name} (only numpy arrays and plain data are loaded)"
+            )
+        return super().find_class(module, name)
+
+
 def _unpickle_batch(raw: bytes, label_key: bytes, source: str) -> tuple[np.ndarray, np.ndarray]:
     try:
-        batch = pickle.loads(raw, encoding="bytes")
+        batch = _ArrayOnlyUnpickler(io.BytesIO(raw), encoding="bytes").load()
         images = np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
         labels = np.asarray(batch[label_key], dtype=np.int64)
     except Exception as error:

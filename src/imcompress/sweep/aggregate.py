@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import csv
+import json
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from imcompress.crossbar.options import Method
-from imcompress.sweep.jobs import SweepJob
+from imcompress.sweep.jobs import SUMMARY_FILE, SweepJob
 from imcompress.tables import Column, TextTable, count, significant
 
 TABLE_FILE = "sweep_summary.csv"
@@ -42,6 +43,24 @@ LEADING_COLUMNS = (
 ACCURACY_PREFERENCE = ("test/acc", "val/acc_best", "val/acc", "best/val/acc")
 MAPPING_ORDER = tuple(m.value for m in Method)
 _COST_KEY = re.compile(rf"^{re.escape(COST_PREFIX)}(?P<mapping>[^/]+)/(?P<quantity>[^/]+)$")
+CORRUPT_SUMMARY = "corrupt summary"  # summary.json exists but is not a JSON object
+
+
+def job_status(job: SweepJob) -> tuple[str, str | None]:
+    """Status and error of ``job`` for the table; a summary.json that exists but cannot be read
+    is reported as ``corrupt summary`` naming the file (not as ``running``)."""
+    if job.status != "running" or job.directory is None:
+        return job.status, job.error
+    path = job.directory / SUMMARY_FILE
+    if not path.exists():
+        return job.status, job.error
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        return CORRUPT_SUMMARY, f"{path} cannot be read: {type(error).__name__}: {error}"
+    if not isinstance(data, dict):
+        return CORRUPT_SUMMARY, f"{path} holds a {type(data).__name__}, not a JSON object"
+    return job.status, job.error
 
 
 def _flat(prefix: str, values: Any) -> dict[str, Any]:
@@ -58,10 +77,11 @@ def job_row(job: SweepJob) -> dict[str, Any]:
     """The table row of one job; keys absent from its summary are simply missing."""
     summary = job.summary
     slurm = summary.get("slurm") or {}
+    status, error = job_status(job)
     row: dict[str, Any] = {
         "job": job.num,
-        "status": job.status,
-        "error": job.error,
+        "status": status,
+        "error": error,
         "overrides": job.overrides_text,
         "slurm_job_id": job.slurm_job_id,
         "restarts": slurm.get("slurm_restart_count"),

@@ -10,7 +10,12 @@ Differences from ``hydra_plugins.hydra_submitit_launcher``'s ``SlurmLauncher``:
 * writes ``slurm_jobs.json`` in the sweep folder (job number -> SLURM id, overrides, state, logs);
 * ``setup: null`` activates the virtual environment that runs the sweep on the compute node;
 * its ``checkpoint`` (called by submitit on the timeout signal) records the requeue for the
-  pipeline, which marks the job ``requeued`` instead of ``failed`` (see :mod:`.requeue`).
+  pipeline, which marks the job ``requeued`` instead of ``failed`` (see :mod:`.requeue`);
+* a sweep rerun into the same folder submits only the jobs that did not complete, resuming those
+  with checkpoints (:mod:`.resume`; ``hydra.launcher.resume=false`` turns that off).
+
+:class:`ResumableLocalLauncher` (``hydra/launcher=local``) is Hydra's basic launcher (jobs one
+after another in this process) with the same resume rule.
 """
 
 from __future__ import annotations
@@ -22,18 +27,22 @@ import shlex
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hydra._internal.core_plugins.basic_launcher import BasicLauncher
+from hydra.core.config_store import ConfigStore
 from hydra.core.singleton import Singleton
-from hydra.core.utils import JobReturn, JobStatus, filter_overrides
-from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
+from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrides, setup_globals
+from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf, SlurmQueueConf
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import BaseSubmititLauncher
 from omegaconf import OmegaConf
 from omegaconf.errors import InterpolationValidationError, ValidationError
 
 from imcompress.sweep.jobs import MANIFEST_FILE
 from imcompress.sweep.requeue import note_requeue, requeue_requested
+from imcompress.sweep.resume import PlannedJob, contiguous_batches, plan_sweep, skipped_return
 from imcompress.sweep.slurm import SlurmUnavailableError, check_cluster
 from imcompress.sweep.watch import ArrayWatcher, WatchedTask
 
@@ -55,12 +64,54 @@ def default_setup() -> list[str]:
     return lines
 
 
+@dataclass
+class ImcompressSlurmConf(SlurmQueueConf):
+    """Schema of ``hydra/launcher=slurm``: submitit's SLURM settings plus ``resume``."""
+
+    _target_: str = "hydra_plugins.imcompress_sweep.SlurmLauncher"
+    resume: bool = True  # a rerun into the same sweep folder submits only unfinished jobs
+
+
+# Registered when Hydra imports the plugin shim (before it composes any config).
+ConfigStore.instance().store(
+    group="hydra/launcher", name="imcompress_slurm", node=ImcompressSlurmConf, provider="imcompress"
+)
+
+
+class ResumableLocalLauncher(BasicLauncher):
+    """Hydra's basic launcher that, rerun into the same sweep folder, skips completed jobs and
+    resumes the others from their checkpoints (:mod:`imcompress.sweep.resume`)."""
+
+    def __init__(self, resume: bool = True) -> None:
+        super().__init__()
+        self.resume = resume
+
+    def launch(
+        self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
+    ) -> Sequence[JobReturn]:
+        """Run the jobs that did not complete earlier; return one JobReturn per job, in order."""
+        if not self.resume:
+            return super().launch(job_overrides, initial_job_idx)
+        assert self.config is not None and self.hydra_context is not None
+        setup_globals()
+        configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+        plans = plan_sweep(self.config, self.hydra_context, job_overrides, initial_job_idx)
+        returns = {
+            plan.num: skipped_return(plan, self.config) for plan in plans if plan.action == "skip"
+        }
+        for batch in contiguous_batches(plans):
+            results = super().launch([plan.overrides for plan in batch], batch[0].num)
+            returns.update(zip([plan.num for plan in batch], results, strict=True))
+        return [returns[plan.num] for plan in plans]
+
+
 class SlurmLauncher(BaseSubmititLauncher):
     """Submit a Hydra multirun as one SLURM job array and collect every job's result."""
 
     _EXECUTOR = "slurm"
 
     def __init__(self, **params: Any) -> None:
+        self.resume = bool(params.pop("resume", True))
         super().__init__(**params)
         if self.params.get("setup") is None:
             self.params["setup"] = default_setup()
@@ -91,10 +142,18 @@ class SlurmLauncher(BaseSubmititLauncher):
         self._check_values(job_overrides, initial_job_idx)
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
+        plans = self._plan(job_overrides, initial_job_idx)
+        skipped = {
+            plan.num: skipped_return(plan, self.config) for plan in plans if plan.action == "skip"
+        }
+        plans_to_run = [plan for plan in plans if plan.action != "skip"]
+        if not plans_to_run:
+            log.info("Every job of this sweep completed earlier; nothing to submit")
+            return [skipped[plan.num] for plan in plans]
         executor = self._make_executor()
         job_params: list[tuple[Any, ...]] = []
-        for offset, overrides in enumerate(job_overrides):
-            num = initial_job_idx + offset
+        for plan in plans_to_run:
+            num, overrides = plan.num, plan.overrides
             log.info(f"\t#{num} : {' '.join(filter_overrides(overrides))}")
             job_params.append(
                 (
@@ -113,11 +172,12 @@ class SlurmLauncher(BaseSubmititLauncher):
                 "Nothing was submitted. Check the hydra.launcher settings (partition, timeout_min, "
                 "cpus_per_task, gpus_per_node, mem_gb, additional_parameters) against `sinfo`."
             ) from None
-        nums = [initial_job_idx + offset for offset in range(len(jobs))]
+        nums = [plan.num for plan in plans_to_run]
+        submitted_overrides = [plan.overrides for plan in plans_to_run]
         manifest = _Manifest(
             sweep_dir / MANIFEST_FILE, str(Path(str(self.params["submitit_folder"])).absolute())
         )
-        for num, job, overrides in zip(nums, jobs, job_overrides, strict=True):
+        for num, job, overrides in zip(nums, jobs, submitted_overrides, strict=True):
             manifest.add(
                 num, job.job_id, list(overrides), str(job.paths.stdout), str(job.paths.stderr)
             )
@@ -125,7 +185,21 @@ class SlurmLauncher(BaseSubmititLauncher):
         log.info(
             f"SLURM job array {jobs[0].job_id.split('_')[0]}: {len(jobs)} jobs; logs in {jobs[0].paths.folder.parent}"
         )
-        return self._collect(jobs, nums, job_overrides, manifest)
+        collected = self._collect(jobs, nums, submitted_overrides, manifest)
+        ran = dict(zip(nums, collected, strict=True))
+        return [skipped[plan.num] if plan.num in skipped else ran[plan.num] for plan in plans]
+
+    def _plan(
+        self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
+    ) -> list[PlannedJob]:
+        """Every job with its action; without ``resume`` every job runs as given."""
+        assert self.config is not None and self.hydra_context is not None
+        if self.resume:
+            return plan_sweep(self.config, self.hydra_context, job_overrides, initial_job_idx)
+        return [
+            PlannedJob(initial_job_idx + offset, list(overrides), Path(), "fresh")
+            for offset, overrides in enumerate(job_overrides)
+        ]
 
     def _check_values(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> None:
         """Refuse the sweep before anything is queued when a swept value fails a config schema.
