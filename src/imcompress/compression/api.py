@@ -180,6 +180,14 @@ def apply_compression(model: nn.Module, cfg: Any) -> CompressionResult:
         return CompressionResult(
             method="none", options=options, model_params_before=params_before, model=model
         )
+    if getattr(opts, "plan", None):  # per-layer plan from src/plan.py: compression/plan.py
+        from imcompress.compression.plan import apply_plan
+
+        return apply_plan(
+            model,
+            opts,
+            CompressionResult(opts.method, options=options, model_params_before=params_before),
+        )
     targets = select_layers(model, opts.include, opts.exclude)
     if not targets:
         raise ValueError(
