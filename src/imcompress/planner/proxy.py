@@ -60,12 +60,16 @@ def capture_inputs(
     def hook_for(name: str, conv: nn.Conv2d) -> Any:
         def record(_: nn.Module, inputs: tuple[Any, ...]) -> None:
             x = inputs[0].detach().float().cpu()
+            k_h, k_w = conv.kernel_size
+            padding: tuple[int, ...] = (
+                tuple(conv.padding)
+                if not isinstance(conv.padding, str)
+                else (0, 0)
+                if conv.padding == "valid"
+                else ((k_h - 1) // 2, (k_w - 1) // 2)  # "same", as the extractor reads it
+            )
             cols = F.unfold(
-                x,
-                conv.kernel_size,
-                dilation=conv.dilation,
-                padding=conv.padding,
-                stride=conv.stride,
+                x, conv.kernel_size, dilation=conv.dilation, padding=padding, stride=conv.stride
             )  # (B, n, L), channel-major rows like weight.flatten(1)
             cols = cols.permute(1, 0, 2).reshape(cols.shape[1], -1)
             if cols.shape[1] > per_batch:
