@@ -21,7 +21,7 @@ from imcompress.config import check_required
 from imcompress.crossbar import estimate
 from imcompress.models import build_model
 from imcompress.planner.config import check_plan_config
-from imcompress.planner.proxy import capture_inputs
+from imcompress.planner.proxy import capture_inputs, single_thread
 from imcompress.planner.search import Budget, make_plan
 
 
@@ -83,6 +83,11 @@ def verify_plan(model: nn.Module, cfg: DictConfig, plan_file: Path, plan: dict[s
 
 def run_plan(cfg: DictConfig) -> float:
     """Make the plan, write ``plan.out``, print a summary; return the plan's total error."""
+    with single_thread():  # many small SVDs and products: threads only add contention
+        return _run_plan(cfg)
+
+
+def _run_plan(cfg: DictConfig) -> float:
     started = time.perf_counter()
     check_required(cfg)
     opts = plan_options(cfg)
