@@ -39,10 +39,23 @@ MODELS = {
 }
 
 
-def timed(fn: Callable[[], Any]) -> float:
+def timed(fn: Callable[..., Any], *args: Any) -> float:
     start = time.perf_counter()
-    fn()
+    fn(*args)
     return time.perf_counter() - start
+
+
+def search(problem: Any, hw: HardwareConfig, budget: Budget) -> None:
+    """Cost all candidates in one batched call, solve, find the best uniform setting."""
+    cost_rows(concat_tables([item.table for item in problem.items]), hw, "sdk")
+    solve_problem(problem, budget)
+    best_uniform(problem, "glr", budget, [])
+
+
+def loop(picks: list[tuple[Any, int]], hw: HardwareConfig) -> None:
+    """One estimator call per candidate."""
+    for item, c in picks:
+        cost_rows(item.table.select([c]), hw, "sdk")
 
 
 def main() -> None:
@@ -64,32 +77,20 @@ def main() -> None:
         targets = select_layers(model)
         opts = parse_options({"method": "glr"})
         table = extract_layers(model, (3, 32, 32))
-        proxy_s = timed(lambda: glr_items(table, targets, None))  # noqa: B023
+        proxy_s = timed(glr_items, table, targets, None)
         problem = build_problem(model, (3, 32, 32), targets, "glr", opts, hw, "sdk")
         items = problem.items
         budget = Budget("cycles", ratio=0.6)
         total = sum(len(item) for item in items)
         search_times, loop_times = [], []
         for _ in range(repeat):  # interleaved: search, then the loop sample
-
-            def search() -> None:
-                big = concat_tables([item.table for item in items])
-                cost_rows(big, hw, "sdk")
-                solve_problem(problem, budget)
-                best_uniform(problem, "glr", budget, [])
-
-            search_times.append(timed(search))
+            search_times.append(timed(search, problem, hw, budget))
             picks = [
                 (item, int(c))
                 for item in items
                 for c in rng.choice(len(item), size=max(1, sample * len(item) // total))
             ]
-
-            def loop() -> None:
-                for item, c in picks:
-                    cost_rows(item.table.select([c]), hw, "sdk")
-
-            loop_times.append(timed(loop) * total / len(picks))
+            loop_times.append(timed(loop, picks, hw) * total / len(picks))
         search_s, loop_s = statistics.median(search_times), statistics.median(loop_times)
         print(
             f"{name:<10} {total:>10}  {proxy_s:>7.2f}  {search_s:>8.3f}  {loop_s:>13.2f}"
