@@ -19,10 +19,10 @@ ARCHITECTURES = {
 
 __all__ = [
     "ARCHITECTURES",
+    "VGG16",
     "BasicBlock",
     "CifarResNet",
     "ImageNetResNet18",
-    "VGG16",
     "WideBasicBlock",
     "WideResNet",
     "build_model",

@@ -39,7 +39,9 @@ class ImageNetResNet18(nn.Module):
         stages: list[nn.Module] = []
         for index, width in enumerate((64, 128, 256, 512)):
             stride = 1 if index == 0 else 2
-            stages.append(nn.Sequential(BasicBlock(channels, width, stride), BasicBlock(width, width)))
+            stages.append(
+                nn.Sequential(BasicBlock(channels, width, stride), BasicBlock(width, width))
+            )
             channels = width
         self.layer1, self.layer2, self.layer3, self.layer4 = stages
         self.pool = nn.AdaptiveAvgPool2d(1)
