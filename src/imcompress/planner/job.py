@@ -159,7 +159,11 @@ def format_plan(plan: dict[str, Any]) -> str:
         )
     uniform = plan["uniform"]
     if uniform is None:
-        lines.append("  uniform: no single setting meets the budget")
+        low = plan["uniform_cheapest"]
+        lines.append(
+            f"  uniform: no single setting meets the budget (the cheapest reaches "
+            f"{b['metric']} {low[b['metric']]:,.6g})"
+        )
     else:
         keys = [k for k in ("group", "rank", "sparsity", "dense") if k in uniform]
         lines.append(

@@ -256,10 +256,12 @@ def _shape_of(item: Item, table: LayerTable) -> tuple[int, int, int, int]:
 
 def best_uniform(
     problem: Problem, method: str, budget: Budget, grid: Sequence[float], group_dim: str = "in"
-) -> dict[str, Any] | None:
-    """The least-damage uniform setting within the budget (None if none fits)."""
+) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """The least-damage uniform setting within the budget (None if none fits), and the
+    uniform setting with the smallest budget metric (to say how close uniform settings get)."""
     metric, limit = budget.metric, budget_value(problem, budget)
     best: dict[str, Any] | None = None
+    cheapest: dict[str, Any] = {}
     for setting in uniform_settings(problem, method, grid, group_dim):
         choice = setting["choice"]
         total = {
@@ -267,16 +269,17 @@ def best_uniform(
             + sum(float(item.costs[m][c]) for item, c in zip(problem.items, choice, strict=True))
             for m in BUDGET_METRICS
         }
-        if total[metric] > limit:
-            continue
         error = float(sum(float(d[c]) for d, c in zip(problem.damage, choice, strict=True)))
-        if best is None or error < best["error"]:
-            best = {
-                **{k: v for k, v in setting.items() if k != "choice"},
-                **{m: _plain(total[m]) for m in BUDGET_METRICS},
-                "error": error,
-            }
-    return best
+        entry = {
+            **{k: v for k, v in setting.items() if k != "choice"},
+            **{m: _plain(total[m]) for m in BUDGET_METRICS},
+            "error": error,
+        }
+        if not cheapest or total[metric] < cheapest[metric]:
+            cheapest = entry
+        if total[metric] <= limit and (best is None or error < best["error"]):
+            best = entry
+    return best, cheapest
 
 
 def _plain(value: float) -> float | int:
@@ -334,7 +337,9 @@ def make_plan(
                 entry[m] = _plain(float(item.row_costs[m][c, position]))
             entry["error"] = float(item.errors[c, t_index])
             layers[target] = entry
-    uniform = best_uniform(problem, method, budget, sparsity_grid, getattr(opts, "group_dim", "in"))
+    uniform, cheapest = best_uniform(
+        problem, method, budget, sparsity_grid, getattr(opts, "group_dim", "in")
+    )
     return {
         "model": model_name,
         "hw": hw.name,
@@ -352,6 +357,7 @@ def make_plan(
         "input_shape": [int(v) for v in input_shape],
         "layers": layers,
         "uniform": uniform,
+        **({} if uniform is not None else {"uniform_cheapest": cheapest}),
     }
 
 
