@@ -28,6 +28,7 @@ class SelectionFields(CompressionConfig):
 
     include: list[str] = field(default_factory=list)
     exclude: list[str] = field(default_factory=list)
+    plan: str | None = None  # per-layer plan file from src/plan.py; replaces include/exclude
 
 
 @dataclass
