@@ -8,15 +8,18 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
+from imcompress.analog.schema import register_analog_schema
 from imcompress.compression import register_compression_schemas
 from imcompress.crossbar.config import HardwareConfig, register_hw_schema
 
 
 def register_configs() -> None:
-    """Register the structured schemas that validate the ``hw`` and ``compression`` groups."""
+    """Register the structured schemas that validate the ``hw``, ``compression`` and ``analog``
+    groups."""
     store = ConfigStore.instance()
     register_hw_schema(store)
     register_compression_schemas(store)
+    register_analog_schema(store)
 
 
 def check_required(cfg: DictConfig) -> None:
