@@ -13,6 +13,7 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from omegaconf import DictConfig
 
 from imcompress import compression
+from imcompress.analog import hooks as analog
 from imcompress.config import check_required, config_essentials, resolve_ckpt_path
 from imcompress.data import ImageDataModule
 from imcompress.loggers import build_loggers, run_identity
@@ -83,6 +84,7 @@ def train(cfg: DictConfig) -> float | None:
             scheduler=hydra.utils.instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
         )
         callbacks = build_callbacks(cfg) + list(compressed.callbacks)
+        callbacks = analog.prepare_job(cfg, model, compressed, callbacks)  # analog.train converts
         loggers = build_loggers(cfg, output_dir)
         trainer: pl.Trainer = hydra.utils.instantiate(
             cfg.trainer,
@@ -132,6 +134,7 @@ def train(cfg: DictConfig) -> float | None:
             test_metrics = {
                 key: to_number(value) for key, value in (results[0] if results else {}).items()
             }
+            test_metrics.update(analog.evaluate_after_test(cfg, module.model, datamodule, trainer))
         summary["metrics"] = {**fit_metrics, **test_metrics}
         summary["epochs"] = trainer.current_epoch
         summary["cost"] = _collect_cost(callbacks)
