@@ -12,6 +12,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.object_type import ObjectType
 from omegaconf import DictConfig, OmegaConf
 
+from imcompress.analog.schema import register_analog_schema
 from imcompress.compression import register_compression_schemas
 from imcompress.crossbar.config import HardwareConfig, register_hw_schema
 
@@ -19,11 +20,12 @@ SCHEMA_PREFIX = "base_"  # ConfigStore names of the structured schemas that YAML
 
 
 def register_configs() -> None:
-    """Register the structured schemas that validate the ``hw`` and ``compression`` groups,
+    """Register the structured schemas that validate the ``hw``, ``compression`` and ``analog`` groups,
     and the ``imcompress.config_groups`` resolver of the ``--help`` page."""
     store = ConfigStore.instance()
     register_hw_schema(store)
     register_compression_schemas(store)
+    register_analog_schema(store)
     OmegaConf.register_new_resolver("imcompress.config_groups", config_groups_help, replace=True)
 
 

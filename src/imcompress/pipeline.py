@@ -35,6 +35,7 @@ from omegaconf import DictConfig
 from torch import nn
 
 from imcompress import compression
+from imcompress.analog import hooks as analog
 from imcompress.callbacks.pruning import PruningCallback
 from imcompress.checkpoints import AtomicCheckpointIO, resolve_ckpt_path
 from imcompress.compression.result import CompressionResult
@@ -318,6 +319,7 @@ def build_trainer(job: Job) -> pl.Trainer:
     """Callbacks (``cfg.callbacks`` and the compression method's own), loggers and the Trainer."""
     cfg = job.cfg
     job.callbacks = build_callbacks(cfg) + PruningCallback.from_result(job.compressed)
+    job.callbacks = analog.prepare_job(cfg, job.model, job.compressed, job.callbacks)
     job.loggers = build_loggers(cfg, job.output_dir)
     job.trainer = hydra.utils.instantiate(
         cfg.trainer, callbacks=job.callbacks, logger=job.loggers, **trainer_plugins(cfg.trainer)
@@ -401,7 +403,10 @@ def test(job: Job, best: dict[str, Any]) -> dict[str, Any]:
     results = trainer.test(
         job.module, datamodule=job.datamodule, ckpt_path=path or None, verbose=False
     )
-    return {key: to_number(value) for key, value in (results[0] if results else {}).items()}
+    metrics = {key: to_number(value) for key, value in (results[0] if results else {}).items()}
+    # analog=quant|noisy|...: the tested weights on simulated crossbar tiles (docs/analog.md)
+    metrics.update(analog.evaluate_after_test(job.cfg, job.module.model, job.datamodule, trainer))
+    return metrics
 
 
 def _tested_checkpoint(job: Job) -> str:

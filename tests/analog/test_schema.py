@@ -1,0 +1,57 @@
+"""The ``analog`` config group: presets, typos at compose time, values checked before any work."""
+
+from __future__ import annotations
+
+import pytest
+from hydra.errors import ConfigCompositionException
+
+from imcompress.analog.schema import AnalogConfig, resolve_settings
+
+
+def test_presets_resolve_with_tile_size_from_the_hw_preset(preset) -> None:
+    none = preset("none")
+    ideal = preset("ideal", hw="imc128")
+    quant = preset("quant", hw="imc256")
+    noisy = preset("noisy")
+    assert none.name == "none"
+    assert (ideal.tile_rows, ideal.tile_cols) == (128, 128)
+    assert (quant.tile_rows, quant.tile_cols) == (256, 256)
+    assert (ideal.input_bits, ideal.output_bits, ideal.weight_bits) == (None, None, None)
+    assert not ideal.uses_input_range and not ideal.noisy
+    assert (quant.input_bits, quant.output_bits, quant.weight_bits) == (8, 8, 8)
+    assert quant.out_bound == 10.0 and not quant.noisy
+    assert noisy.noisy and noisy.repeats == 5
+    assert (noisy.out_noise, noisy.programming_noise) == (0.04, 0.04)
+
+
+def test_a_misspelt_key_fails_at_compose_time(preset) -> None:
+    with pytest.raises(ConfigCompositionException, match="out_bond"):
+        preset("quant", "analog.out_bond=3")
+
+
+def test_bits_from_hw_take_the_hw_resolutions(preset) -> None:
+    tied = preset("quant", "analog.bits_from_hw=true", hw="imc128_8bit")
+    assert (tied.input_bits, tied.output_bits, tied.weight_bits) == (8, 8, 8)
+    # the default hw presets describe 1-bit bit-serial cost-model arrays: not a tile resolution
+    with pytest.raises(ValueError, match=r"input_bits=1 \(from hw=imc128 input_bits\)"):
+        preset("quant", "analog.bits_from_hw=true", hw="imc128")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"output_bits": 8, "out_bound": 0.0}, "needs an ADC range"),
+        ({"input_bits": 8, "input_range": {"calibration": "none"}}, "input_bits is relative"),
+        ({"input_range": {"calibration": "minmax"}}, "valid: "),
+        ({"repeats": 0}, "repeats=0"),
+        ({"weight_bits": 1}, "weight_bits=1"),
+        ({"programming_noise": -0.1}, "programming_noise"),
+        ({"tile_rows": -2}, "tile_rows=-2"),
+    ],
+)
+def test_bad_values_fail_with_the_value_and_the_valid_range(overrides, message) -> None:
+    from omegaconf import OmegaConf
+
+    node = OmegaConf.merge(OmegaConf.structured(AnalogConfig(enabled=True)), overrides)
+    with pytest.raises(ValueError, match=message):
+        resolve_settings(node, OmegaConf.create({"name": "imc64", "rows": 64, "cols": 64}))
