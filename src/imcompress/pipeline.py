@@ -18,6 +18,7 @@ from imcompress.data import ImageDataModule
 from imcompress.loggers import build_loggers, run_identity
 from imcompress.models import build_model
 from imcompress.module import ClassificationModule
+from imcompress.performance import performance_options, prepare_model, trainer_config
 from imcompress.summary import (
     git_commit,
     make_console,
@@ -82,10 +83,11 @@ def train(cfg: DictConfig) -> float | None:
             optimizer=hydra.utils.instantiate(cfg.optimizer),
             scheduler=hydra.utils.instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
         )
+        prepare_model(module, performance_options(cfg.trainer))  # memory format, torch.compile
         callbacks = build_callbacks(cfg) + list(compressed.callbacks)
         loggers = build_loggers(cfg, output_dir)
         trainer: pl.Trainer = hydra.utils.instantiate(
-            cfg.trainer,
+            trainer_config(cfg.trainer),
             callbacks=callbacks,
             logger=loggers,
             **trainer_requeue_overrides(cfg.trainer),
