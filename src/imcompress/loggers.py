@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import inspect
-import io
 import os
 from collections.abc import Mapping
 from pathlib import Path

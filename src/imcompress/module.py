@@ -21,6 +21,10 @@ class ClassificationModule(pl.LightningModule):
 
     Logged names: ``train/loss``, ``train/acc``, ``val/loss``, ``val/acc``, ``val/acc_best``,
     ``test/loss``, ``test/acc`` (and ``*/acc_top5`` when there are at least 100 classes).
+
+    The steps call ``self(images)``, so ``trainer.compile`` compiles this module's call
+    (:func:`imcompress.performance.prepare_model`) while ``self.model`` stays eager for the
+    crossbar estimator's forward hooks.
     """
 
     def __init__(
@@ -53,7 +57,7 @@ class ClassificationModule(pl.LightningModule):
 
     def _step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
         images, labels = batch
-        logits = self.model(images)
+        logits = self(images)  # compiled when trainer.compile=true
         loss = F.cross_entropy(logits, labels)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"{stage} loss is {loss.item()} at step {self.global_step}")

@@ -44,6 +44,7 @@ from imcompress.data import ImageDataModule
 from imcompress.loggers import build_loggers, publish_run_summary, run_identity
 from imcompress.models.build import build_model
 from imcompress.module import ClassificationModule
+from imcompress.performance import performance_options, prepare_model, trainer_config
 from imcompress.run_record import merge_attempt, read_previous
 from imcompress.runlock import is_worker_process, run_folder_locked
 from imcompress.summary import (
@@ -254,7 +255,8 @@ def run_steps(
     model, compressed = build_model_and_compression(cfg, datamodule)
     module = build_module(cfg, model, datamodule)
     job = Job(cfg, output_dir, ckpt_path, datamodule, model, compressed, module)
-    build_trainer(job)
+    build_trainer(job)  # converts the model to analog layers first when analog.train=true
+    prepare_model(module, performance_options(cfg.trainer))  # memory format, torch.compile
     parameters = sum(p.numel() for p in model.parameters())
     summary["parameters"] = {"total": parameters}
     summary["compression"] = compressed.summary()
@@ -322,7 +324,10 @@ def build_trainer(job: Job) -> pl.Trainer:
     job.callbacks = analog.prepare_job(cfg, job.model, job.compressed, job.callbacks)
     job.loggers = build_loggers(cfg, job.output_dir)
     job.trainer = hydra.utils.instantiate(
-        cfg.trainer, callbacks=job.callbacks, logger=job.loggers, **trainer_plugins(cfg.trainer)
+        trainer_config(cfg.trainer),  # without the memory_format / compile keys
+        callbacks=job.callbacks,
+        logger=job.loggers,
+        **trainer_plugins(cfg.trainer),
     )
     return job.trainer
 

@@ -11,6 +11,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from imcompress.data import sources
 from imcompress.data.augment import normalize, random_crop, random_hflip
+from imcompress.performance import memory_format_of
 
 DATASETS = ("cifar10", "cifar100", "fashion_mnist", "digits", "synthetic")
 
@@ -19,7 +20,8 @@ class ImageDataModule(pl.LightningDataModule):
     """Train/val/test loaders over whole-dataset uint8 tensors.
 
     Augmentation (random crop with zero padding, horizontal flip) and normalization run on whole
-    batches in :meth:`on_after_batch_transfer`, on the training device. The validation split is
+    batches in :meth:`on_after_batch_transfer`, on the training device; the images then take the
+    memory format of the model's weights (``trainer.memory_format``). The validation split is
     carved from the training set with a fixed seed (``split_seed``), independent of the run seed.
     """
 
@@ -165,4 +167,8 @@ class ImageDataModule(pl.LightningDataModule):
             if self.hflip:
                 images = random_hflip(images)
         device = images.device
-        return normalize(images, self.mean.to(device), self.std.to(device)), labels
+        images = normalize(images, self.mean.to(device), self.std.to(device))
+        module = trainer.lightning_module if trainer is not None else None
+        if module is not None:  # the layout of the weights: channels_last or NCHW
+            images = images.to(memory_format=memory_format_of(module))
+        return images, labels
