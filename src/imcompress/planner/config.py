@@ -28,7 +28,9 @@ class BudgetConfig:
 class PlanConfig:
     """Options of the planner (see docs/planner.md)."""
 
-    method: str = MISSING  # glr | lr (glr with group 1) | prune_unstructured | prune_channel | prune_pattern
+    method: str = (
+        MISSING  # glr | lr (glr with group 1) | prune_unstructured | prune_channel | prune_pattern
+    )
     budget: BudgetConfig = field(default_factory=BudgetConfig)
     mapping: str = "sdk"  # sdk | vwsdk | im2col
     calibration_batches: int = (
