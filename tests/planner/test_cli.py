@@ -41,3 +41,25 @@ def test_plan_cli_then_estimate_reproduces_the_prediction(tmp_path: Path) -> Non
     cost = read_summary(job)["cost"]
     for key in ("cycles", "latency_us", "energy_uj", "arrays"):
         assert cost[f"sdk/{key}"] == plan["predicted"][key], key
+    trained = run_script(
+        "train.py",
+        "experiment=smoke",
+        "logger=none",
+        "hw=imc64",
+        "compression=glr",
+        f"compression.plan={plan_file}",
+        f"hydra.run.dir={tmp_path / 'train'}",
+        cwd=tmp_path,
+    )
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    summary = read_summary(tmp_path / "train")
+    assert summary["status"] == "completed"
+    compressed = {layer["name"]: layer for layer in summary["compression"]["layers"]}
+    planned = {name: e for name, e in plan["layers"].items() if not e.get("dense")}
+    assert set(compressed) == set(planned)
+    for name, entry in planned.items():
+        assert (compressed[name]["rank"], compressed[name]["groups"]) == (
+            entry["rank"],
+            entry["group"],
+        )
+    assert summary["parameters"]["total"] == plan["predicted"]["params"]

@@ -28,7 +28,9 @@ class BudgetConfig:
 class PlanConfig:
     """Options of the planner (see docs/planner.md)."""
 
-    method: str = MISSING  # glr | prune_unstructured | prune_channel | prune_pattern
+    method: str = (
+        MISSING  # glr | lr (glr with group 1) | prune_unstructured | prune_channel | prune_pattern
+    )
     budget: BudgetConfig = field(default_factory=BudgetConfig)
     mapping: str = "sdk"  # sdk | vwsdk | im2col
     calibration_batches: int = (
@@ -47,8 +49,8 @@ def check_plan_config(plan: Any) -> None:
     """ValueError naming the first bad ``plan.*`` value (runs before any work)."""
     from imcompress.planner.search import PLAN_METHODS, Budget
 
-    if plan.method not in PLAN_METHODS:
-        raise ValueError(f"plan.method={plan.method!r}; valid: {list(PLAN_METHODS)}")
+    if plan.method not in (*PLAN_METHODS, "lr"):
+        raise ValueError(f"plan.method={plan.method!r}; valid: {list(PLAN_METHODS)} (or lr)")
     if plan.mapping not in MAPPINGS:
         raise ValueError(f"plan.mapping={plan.mapping!r}; valid: {list(MAPPINGS)}")
     if plan.sensitivity not in SENSITIVITIES:

@@ -31,7 +31,7 @@ def plan_options(cfg: DictConfig) -> Any:
     check_plan_config(plan)
     opts = parse_options(cfg.compression)
     method = "glr" if opts.method in ("lr", "glr") else opts.method
-    if method != plan.method:
+    if method != ("glr" if plan.method == "lr" else plan.method):
         raise ValueError(
             f"plan.method={plan.method!r} but compression={opts.method!r}; choose the method with "
             f"compression={plan.method} (it also carries the method's options and layer selection)"
@@ -40,8 +40,9 @@ def plan_options(cfg: DictConfig) -> Any:
         raise ValueError("compression.plan must be null when making a plan")
     if method != "glr" and opts.schedule != "oneshot":
         raise ValueError(f"a pruning plan is one-shot; got compression.schedule={opts.schedule!r}")
-    if opts.method == "lr" and plan.groups is None:
-        plan.groups = [1]
+    if "lr" in (opts.method, plan.method):
+        plan.groups = [1]  # plain low rank
+        plan.method = "glr"
     return opts
 
 
