@@ -29,13 +29,13 @@ from imcompress.compression.selection import select_layers
 from imcompress.crossbar.batch import concat_tables, cost_rows
 from imcompress.crossbar.config import HardwareConfig
 from imcompress.crossbar.extract import extract_layers
-from imcompress.models import build_model
+from imcompress.models.build import build_model
 from imcompress.planner.items import glr_items
 from imcompress.planner.search import Budget, best_uniform, build_problem, solve_problem
 
 MODELS = {
-    "resnet20": {"arch": "resnet", "depth": 20},
-    "wrn16_4": {"arch": "wrn", "depth": 16, "widen_factor": 4},
+    "resnet20": {"_target_": "imcompress.models.CifarResNet", "depth": 20},
+    "wrn16_4": {"_target_": "imcompress.models.WideResNet", "depth": 16, "widen_factor": 4},
 }
 
 

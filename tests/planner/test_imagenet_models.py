@@ -7,7 +7,7 @@ import torch
 from omegaconf import OmegaConf
 
 from imcompress.compression.selection import select_layers
-from imcompress.models import build_model
+from imcompress.models.build import build_model
 from tests.conftest import CONF_DIR
 
 
@@ -23,7 +23,7 @@ def test_parameter_counts_match_torchvision(config: str, parameters: int) -> Non
 
 
 def test_resnet18_forward_shape_and_default_selection() -> None:
-    model = build_model(OmegaConf.create({"arch": "resnet18_imagenet"}), 3, 10).eval()
+    model = build_model(OmegaConf.create({"_target_": "imcompress.models.ImageNetResNet18"}), 3, 10).eval()
     with torch.no_grad():
         assert model(torch.zeros(1, 3, 64, 64)).shape == (1, 10)
     names = [name for name, _ in select_layers(model)]

@@ -21,7 +21,7 @@ from torch import nn
 from imcompress import compression
 from imcompress.analog.schema import TileSettings, resolve_settings
 from imcompress.config import config_essentials
-from imcompress.models import build_model
+from imcompress.models.build import build_model
 from imcompress.summary import git_commit, write_summary
 
 

@@ -26,17 +26,15 @@ def apply_compression(model: nn.Module, cfg: Any) -> CompressionResult:
     opts = parse_options(cfg)
     method = get_method(opts.method)
     params_before = count_parameters(model)
-    targets = []
-    if isinstance(opts, SelectionFields):
-        targets = select_layers(model, opts.include, opts.exclude)
-        if not targets:
-            raise ValueError(
-                f"compression={opts.method}: no layer selected (include={opts.include}, "
-                f"exclude={opts.exclude}); nothing was changed"
-            )
-    settings = method.layer_settings(opts, targets)
-    raise_problems(method.check_layers(opts, targets, settings), opts.method)
-    conversion = method.apply(model, targets, opts, settings)
+    if isinstance(opts, SelectionFields) and opts.plan:  # per-layer plan of src/plan.py
+        from imcompress.compression.plan import apply_plan
+
+        conversion = apply_plan(model, opts)  # checks every planned layer first
+    else:
+        targets = _selected_layers(model, opts)
+        settings = method.layer_settings(opts, targets)
+        raise_problems(method.check_layers(opts, targets, settings), opts.method)
+        conversion = method.apply(model, targets, opts, settings)
     return CompressionResult(
         method=opts.method,
         layers=conversion.layers,
@@ -46,3 +44,16 @@ def apply_compression(model: nn.Module, cfg: Any) -> CompressionResult:
         pruner=conversion.pruner,
         schedule=conversion.schedule,
     )
+
+
+def _selected_layers(model: nn.Module, opts: Any) -> list[tuple[str, nn.Conv2d]]:
+    """The convs ``include``/``exclude`` select (none for methods without selection fields)."""
+    if not isinstance(opts, SelectionFields):
+        return []
+    targets = select_layers(model, opts.include, opts.exclude)
+    if not targets:
+        raise ValueError(
+            f"compression={opts.method}: no layer selected (include={opts.include}, "
+            f"exclude={opts.exclude}); nothing was changed"
+        )
+    return targets

@@ -21,7 +21,8 @@ from imcompress.compression.pruning.base import ParamKey, effective, keep_larges
 from imcompress.compression.pruning.channel import ChannelPruner
 from imcompress.compression.pruning.pattern import PatternPruner
 from imcompress.compression.pruning.unstructured import UnstructuredPruner
-from imcompress.compression.result import CompressionResult
+from imcompress.compression.registry import Conversion
+from imcompress.compression.schedule import SparsitySchedule
 from imcompress.compression.selection import set_submodule
 
 PLAN_KEYS = ("method", "layers")
@@ -145,15 +146,16 @@ def _check_lowrank_entry(
     return []
 
 
-def apply_plan(model: nn.Module, opts: Any, result: CompressionResult) -> CompressionResult:
-    """Convert ``model`` in place as the plan file ``opts.plan`` says; fills ``result``."""
-    from imcompress.compression.api import _lowrank_record, _pruning_callback
+def apply_plan(model: nn.Module, opts: Any) -> Conversion:
+    """Convert ``model`` in place as the plan file ``opts.plan`` says (every layer checked
+    first); returns the per-layer records and, for pruning, the pruner with one-shot masks."""
+    from imcompress.compression.methods.lowrank import lowrank_record
 
     plan = load_plan(opts.plan)
     targets = check_plan(model, plan, opts)
-    result.model = model
     entries = plan["layers"]
     if plan["method"] == "glr":
+        records = []
         for name, conv in targets:
             entry = entries[name]
             if entry.get("dense"):
@@ -166,16 +168,14 @@ def apply_plan(model: nn.Module, opts: Any, result: CompressionResult) -> Compre
                 factor_split=opts.factor_split,
             )
             new.train(conv.training)
-            result.layers.append(_lowrank_record(name, conv, new, opts.method))
+            records.append(lowrank_record(name, conv, new, opts.method))
             set_submodule(model, name, new)
-        return result
+        return Conversion(layers=records)
     sparsity = {name: float(entries[name]["sparsity"]) for name, _ in targets}
     pruner = planned_pruner(model, targets, opts, sparsity)
-    pruner.prune_to(max(sparsity.values()))
-    result.pruner = pruner
-    result.layers = pruner.records()
-    result.callbacks = [_pruning_callback(pruner, opts, result.layers)]
-    return result
+    final = max(sparsity.values())
+    pruner.prune_to(final)
+    return Conversion(layers=pruner.records(), pruner=pruner, schedule=SparsitySchedule(final))
 
 
 def planned_pruner(
@@ -187,9 +187,12 @@ def planned_pruner(
     if opts.method == "prune_channel":
         return _PlannedChannel(model, targets, sparsity, couple_next=opts.couple_next)
     if opts.method == "prune_pattern":
-        from imcompress.compression.api import check_pattern_targets
+        from imcompress.compression.methods.pruning import PruneLayer
+        from imcompress.compression.registry import get_method, raise_problems
 
-        check_pattern_targets(targets, opts)
+        uniform = {name: PruneLayer(sparsity=max(sparsity.values())) for name, _ in targets}
+        method = get_method(opts.method)  # its kernel-size checks, at one common sparsity
+        raise_problems(method.check_layers(opts, targets, uniform), opts.method)
         return _PlannedPattern(
             targets,
             sparsity,

@@ -40,15 +40,15 @@ from imcompress.crossbar.batch import (
 from imcompress.crossbar.config import HardwareConfig
 from imcompress.crossbar.extract import extract_layers
 from imcompress.crossbar.table import LayerTable
-from imcompress.models import build_model
+from imcompress.models.build import build_model
 
 CONF = Path(__file__).resolve().parents[3] / "conf"
 MODELS: dict[str, dict[str, Any]] = {
-    "wrn16_4": {"cfg": {"arch": "wrn", "depth": 16, "widen_factor": 4}, "input": (3, 32, 32),
+    "wrn16_4": {"cfg": {"_target_": "imcompress.models.WideResNet", "depth": 16, "widen_factor": 4}, "input": (3, 32, 32),
                 "classes": 100, "include": [], "exclude": []},
-    "resnet18": {"cfg": {"arch": "resnet18_imagenet"}, "input": (3, 224, 224),
+    "resnet18": {"cfg": {"_target_": "imcompress.models.ImageNetResNet18"}, "input": (3, 224, 224),
                  "classes": 1000, "include": [], "exclude": []},
-    "vgg16": {"cfg": {"arch": "vgg16"}, "input": (3, 224, 224), "classes": 1000,
+    "vgg16": {"cfg": {"_target_": "imcompress.models.VGG16"}, "input": (3, 224, 224), "classes": 1000,
               "include": ["features.*"], "exclude": ["features.0"]},
 }  # fmt: skip
 HW_PRESETS = ("imc64", "imc128", "imc256", "imc512")

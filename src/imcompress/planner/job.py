@@ -19,7 +19,7 @@ from imcompress.compression.options import parse_options
 from imcompress.compression.selection import select_layers
 from imcompress.config import check_required
 from imcompress.crossbar import estimate
-from imcompress.models import build_model
+from imcompress.models.build import build_model
 from imcompress.planner.config import check_plan_config
 from imcompress.planner.proxy import capture_inputs, single_thread
 from imcompress.planner.search import Budget, make_plan

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
 import numpy as np
@@ -83,7 +84,8 @@ class Problem:
 def option_subset(method: str, opts: Any) -> dict[str, Any]:
     """The compression options a plan depends on (checked again when it is applied)."""
     keys = LOWRANK_OPTION_KEYS if method == "glr" else PRUNE_OPTION_KEYS[method]
-    return {k: getattr(opts, k) for k in keys}
+    values = {k: getattr(opts, k) for k in keys}
+    return {k: v.value if isinstance(v, Enum) else v for k, v in values.items()}  # YAML-safe
 
 
 def build_problem(

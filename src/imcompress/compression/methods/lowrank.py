@@ -141,7 +141,7 @@ class GroupLowRank(CompressionMethod[LowRankCompressionConfig, LowRankLayer]):
                 factor_split=opts.factor_split,
             )
             new.train(conv.training)
-            records.append(_record(name, conv, new, opts.method))
+            records.append(lowrank_record(name, conv, new, opts.method))
             set_submodule(model, name, new)
         return Conversion(layers=records)
 
@@ -161,7 +161,7 @@ class LowRank(GroupLowRank):
             )
 
 
-def _record(name: str, conv: nn.Conv2d, new: LowRankConv2d, method: str) -> dict[str, Any]:
+def lowrank_record(name: str, conv: nn.Conv2d, new: LowRankConv2d, method: str) -> dict[str, Any]:
     weight = conv.weight.detach()
     error = truncation_error(weight, new.rank, new.groups, new.group_dim)
     norm = float(weight.double().norm())
