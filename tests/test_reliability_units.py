@@ -270,3 +270,25 @@ def test_signal_gives_shell_exit_status_and_interrupted_summary(
     assert summary["status"] == "interrupted"
     assert summary["signal"] == signal.Signals(signum).name
     assert {s: signal.getsignal(s) for s in before} == before  # handlers restored
+
+
+def test_slurm_requeue_is_recorded_as_requeued_not_failed(
+    job_config: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """submitit's SIGUSR2 handler marks the requeue and exits: the job's status is `requeued`."""
+    from imcompress.sweep import requeue
+
+    monkeypatch.setattr(requeue, "_requeue_requested", False)
+    cfg = job_config(["experiment=smoke", "logger=none"])
+
+    def requeued(
+        cfg: Any, output_dir: Path, ckpt_path: str | None, summary: dict[str, Any]
+    ) -> None:
+        requeue.note_requeue()  # what SlurmLauncher.checkpoint does on the signal
+        raise SystemExit(-1)  # what submitit does after `scontrol requeue`
+
+    with pytest.raises(SystemExit) as stopped:
+        run_task(cfg, tmp_path, None, requeued)
+    assert stopped.value.code == -1  # submitit's own exit, unchanged
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["status"] == "requeued" and "error" not in summary
