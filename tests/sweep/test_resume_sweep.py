@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -58,14 +59,18 @@ def _files_and_mtimes(folder: Path) -> dict[str, int]:
 def test_rerun_skips_completed_and_resumes_the_others(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
     command = (
-        "experiment=smoke", "logger=none", "trainer.max_epochs=1", f"hydra.sweep.dir={sweep}",
-        "-m", "seed=1,2",
+        "experiment=smoke", "logger=none", "callbacks.model_checkpoint.save_top_k=-1",
+        f"hydra.sweep.dir={sweep}", "-m", "seed=1,2",
     )  # fmt: skip
     first = run_script("train.py", *command, cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-3000:]
     assert [read_summary(sweep / n)["status"] for n in ("0", "1")] == ["completed"] * 2
 
-    # Job 1 "did not complete": its summary says failed; its checkpoints are kept.
+    # Job 1 "was killed during its second epoch": summary failed, last.ckpt = the state after
+    # epoch 0, no epoch-1 checkpoint.
+    checkpoints = sweep / "1" / "checkpoints"
+    shutil.copyfile(checkpoints / "best-epoch000.ckpt", checkpoints / "last.ckpt")
+    (checkpoints / "best-epoch001.ckpt").unlink()
     summary_file = sweep / "1" / "summary.json"
     broken = {**read_summary(sweep / "1"), "status": "failed", "error": "KeyboardInterrupt"}
     summary_file.write_text(json.dumps(broken))
@@ -79,9 +84,11 @@ def test_rerun_skips_completed_and_resumes_the_others(tmp_path: Path) -> None:
     assert "#1 resumes from its checkpoints" in log
     assert _files_and_mtimes(sweep / "0") == untouched  # not rerun, not rewritten
     assert read_summary(sweep / "1")["status"] == "completed"
-    assert read_summary(sweep / "1")["epochs"] == 1
-    # Resumed at its end (Lightning may validate the restored epoch once more), not trained again.
-    assert trained_rows and _train_rows(sweep / "1") == trained_rows
+    assert read_summary(sweep / "1")["epochs"] == 2
+    # Resumed at epoch 1: the earlier rows are kept and only epoch 1 was trained again.
+    rows = _train_rows(sweep / "1")
+    assert rows[: len(trained_rows)] == trained_rows
+    assert rows[len(trained_rows) :] and {row[0] for row in rows[len(trained_rows) :]} == {"1"}
     with open(sweep / "sweep_summary.csv") as handle:
         rows = list(csv.DictReader(handle))
     assert [(row["job"], row["status"]) for row in rows] == [("0", "completed"), ("1", "completed")]
