@@ -253,3 +253,36 @@ def test_report_names_a_corrupt_summary(tmp_path: Path) -> None:
     (row,) = [job_row(found) for found in discover_jobs(tmp_path)]
     assert row["status"] == CORRUPT_SUMMARY
     assert str(job / "summary.json") in row["error"]
+
+
+def test_final_table_of_a_dense_run_has_no_duplicate_reference_row() -> None:
+    import io
+
+    from rich.console import Console
+
+    from imcompress.summary import print_final
+
+    cost = {"dense_im2col/cycles": 100.0, "dense_im2col/energy_uj": 2.0}
+    for mapping, cycles in (("im2col", 100.0), ("sdk", 40.0), ("sdk_naive", 50.0)):
+        cost |= {
+            f"{mapping}/cycles": cycles,
+            f"{mapping}/energy_uj": cycles / 50,
+            f"{mapping}/speedup_vs_im2col": 100.0 / cycles,
+            f"{mapping}/energy_ratio_vs_im2col": cycles / 100.0,
+        }
+    summary = {
+        "status": "completed",
+        "metrics": {"test/acc": 0.5, "train/loss": 1.0, "lr-SGD": 0.1},
+        "parameters": {"total": 1000},
+        "compression": {"method": "none", "model_params_before": 1000, "model_params_after": 1000},
+        "cost": cost,
+        "output_dir": "/nowhere",
+    }
+    out = io.StringIO()
+    print_final(Console(file=out, width=200), summary)
+    text = out.getvalue()
+    labels = [line.split("│")[1].strip() for line in text.splitlines() if line.count("│") >= 3]
+    assert labels == [
+        "status", "test/acc", "parameters", "im2col", "sdk", "wall time", "job dir",
+    ]  # fmt: skip
+    assert "(speedup 2.50x)" in text and "(energy ratio 0.40)" in text

@@ -163,7 +163,10 @@ def print_final(console: Console, summary: Mapping[str, Any]) -> None:
             table.add_row(key, f"{numbers[key]:.4f}")
     if "parameters" in numbers:
         text = f"{numbers['parameters']:,}"
-        if "compression/model_ratio" in numbers:
+        if (
+            "compression/model_ratio" in numbers
+            and numbers.get("parameters_dense") != numbers["parameters"]
+        ):
             text += (
                 f" of {numbers['parameters_dense']:,} dense: whole model "
                 f"{numbers['compression/model_ratio']:.2f}x smaller"
@@ -181,24 +184,27 @@ def print_final(console: Console, summary: Mapping[str, Any]) -> None:
     assumptions = hw_assumptions(summary.get("output_dir"))
     if assumptions:
         table.add_row("hw", assumptions)
-    if isinstance(cost.get("dense_im2col/cycles"), (int, float)):
+    compressed = (summary.get("compression") or {}).get("method", "none") != "none"
+    reference = "(reference of the speedups and energy ratios)"
+    if compressed and isinstance(cost.get("dense_im2col/cycles"), (int, float)):
         table.add_row(
             "dense im2col",
             f"{cost['dense_im2col/cycles']:,.0f} cycles, "
-            f"{cost.get('dense_im2col/energy_uj', float('nan')):.4g} uJ "
-            "(reference of the speedups and energy ratios)",
+            f"{cost.get('dense_im2col/energy_uj', float('nan')):.4g} uJ {reference}",
         )
     for mapping in cost_mappings(cost):
         if f"hw/{mapping}/cycles" not in numbers:
             continue
-        text = f"{numbers[f'hw/{mapping}/cycles']:,.0f} cycles"
+        cycles = f"{numbers[f'hw/{mapping}/cycles']:,.0f} cycles"
+        energy = f"{numbers.get(f'hw/{mapping}/energy_uj', float('nan')):.4g} uJ"
+        if not compressed and mapping == "im2col":
+            table.add_row(mapping, f"{cycles}, {energy} {reference}")
+            continue
         if f"hw/{mapping}/speedup" in numbers:
-            text += f" (speedup {numbers[f'hw/{mapping}/speedup']:.2f}x)"
-        if f"hw/{mapping}/energy_uj" in numbers:
-            text += f", {numbers[f'hw/{mapping}/energy_uj']:.4g} uJ"
+            cycles += f" (speedup {numbers[f'hw/{mapping}/speedup']:.2f}x)"
         if f"hw/{mapping}/energy_ratio" in numbers:
-            text += f" (energy ratio {numbers[f'hw/{mapping}/energy_ratio']:.2f})"
-        table.add_row(mapping, text)
+            energy += f" (energy ratio {numbers[f'hw/{mapping}/energy_ratio']:.2f})"
+        table.add_row(mapping, f"{cycles}, {energy}")
     best = summary.get("best") or {}
     if best.get("checkpoint"):
         table.add_row("best checkpoint", str(best["checkpoint"]))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -45,6 +46,12 @@ def test_plan_job_rules(tmp_path: Path) -> None:
     assert [[p.num for p in batch] for batch in contiguous_batches(plans)] == [[4, 5], [7]]
 
 
+def _train_rows(job: Path) -> list[tuple[str, str, str]]:
+    with open(job / "csv" / "metrics.csv") as handle:
+        rows = csv.DictReader(handle)
+        return [(r["epoch"], r["step"], r["train/loss"]) for r in rows if r.get("train/loss")]
+
+
 def _files_and_mtimes(folder: Path) -> dict[str, int]:
     return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*")}
 
@@ -52,18 +59,23 @@ def _files_and_mtimes(folder: Path) -> dict[str, int]:
 def test_rerun_skips_completed_and_resumes_the_others(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
     command = (
-        "experiment=smoke", "logger=none", "trainer.max_epochs=1", f"hydra.sweep.dir={sweep}",
-        "-m", "seed=1,2",
+        "experiment=smoke", "logger=none", "callbacks.model_checkpoint.save_top_k=-1",
+        f"hydra.sweep.dir={sweep}", "-m", "seed=1,2",
     )  # fmt: skip
     first = run_script("train.py", *command, cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-3000:]
     assert [read_summary(sweep / n)["status"] for n in ("0", "1")] == ["completed"] * 2
 
-    # Job 1 "did not complete": its summary says failed; its checkpoints are kept.
+    # Job 1 "was killed during its second epoch": summary failed, last.ckpt = the state after
+    # epoch 0, no epoch-1 checkpoint.
+    checkpoints = sweep / "1" / "checkpoints"
+    shutil.copyfile(checkpoints / "best-epoch000.ckpt", checkpoints / "last.ckpt")
+    (checkpoints / "best-epoch001.ckpt").unlink()
     summary_file = sweep / "1" / "summary.json"
     broken = {**read_summary(sweep / "1"), "status": "failed", "error": "KeyboardInterrupt"}
     summary_file.write_text(json.dumps(broken))
     untouched = _files_and_mtimes(sweep / "0")
+    trained_rows = _train_rows(sweep / "1")
 
     second = run_script("train.py", *command, cwd=tmp_path)
     assert second.returncode == 0, second.stderr[-3000:]
@@ -72,12 +84,11 @@ def test_rerun_skips_completed_and_resumes_the_others(tmp_path: Path) -> None:
     assert "#1 resumes from its checkpoints" in log
     assert _files_and_mtimes(sweep / "0") == untouched  # not rerun, not rewritten
     assert read_summary(sweep / "1")["status"] == "completed"
-    assert read_summary(sweep / "1")["epochs"] == 1
-    with open(sweep / "1" / "csv" / "metrics.csv") as handle:
-        rows = list(csv.DictReader(handle))
-    # Resumed at its end (Lightning may validate the restored epoch once more), not trained again.
-    assert [row["epoch"] for row in rows if row.get("train/loss")] == ["0"]
-    assert {row["epoch"] for row in rows if row.get("val/acc")} == {"0"}
+    assert read_summary(sweep / "1")["epochs"] == 2
+    # Resumed at epoch 1: the earlier rows are kept and only epoch 1 was trained again.
+    rows = _train_rows(sweep / "1")
+    assert rows[: len(trained_rows)] == trained_rows
+    assert rows[len(trained_rows) :] and {row[0] for row in rows[len(trained_rows) :]} == {"1"}
     with open(sweep / "sweep_summary.csv") as handle:
         rows = list(csv.DictReader(handle))
     assert [(row["job"], row["status"]) for row in rows] == [("0", "completed"), ("1", "completed")]
