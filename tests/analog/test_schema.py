@@ -55,3 +55,9 @@ def test_bad_values_fail_with_the_value_and_the_valid_range(overrides, message) 
     node = OmegaConf.merge(OmegaConf.structured(AnalogConfig(enabled=True)), overrides)
     with pytest.raises(ValueError, match=message):
         resolve_settings(node, OmegaConf.create({"name": "imc64", "rows": 64, "cols": 64}))
+
+
+def test_tile_columns_are_the_cost_model_weight_columns(preset) -> None:
+    # imc128_8bit: 8-bit weights on 2-bit cells = 4 columns per weight, 128 // 4 = 32 weights
+    assert preset("quant", hw="imc128_8bit").tile_cols == 32
+    assert preset("quant", "analog.tile_cols=0", hw="imc128_8bit").tile_cols == 0

@@ -20,7 +20,13 @@ from torchmetrics.classification import MulticlassAccuracy
 from imcompress.analog.noise import freeze_input_ranges, program_weights, read_noise
 from imcompress.analog.rpu import inference_config, mapping_config
 from imcompress.analog.schema import TileSettings
-from imcompress.analog.tiles import analog_layers, bake_pruning_masks, tile_count, to_analog
+from imcompress.analog.tiles import (
+    analog_layers,
+    bake_pruning_masks,
+    refresh_pruned_weights,
+    tile_count,
+    to_analog,
+)
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -61,6 +67,7 @@ def prepare_analog(
     and its input ranges calibrated; a hardware-aware trained model (already analog) keeps its
     learned input ranges. Either way every tile then gets the preset's inference config.
     """
+    refresh_pruned_weights(model)
     analog = deepcopy(model)
     bake_pruning_masks(analog)
     if not analog_layers(analog):
@@ -76,6 +83,7 @@ def digital_reference(model: nn.Module, settings: TileSettings) -> nn.Module:
     """The model with exact arithmetic: itself when digital, exact tiles when already analog."""
     if not analog_layers(model):
         return model
+    refresh_pruned_weights(model)
     exact = deepcopy(model)
     set_tile_config(exact, mapping_config(settings))
     return exact

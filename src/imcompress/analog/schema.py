@@ -66,7 +66,9 @@ class AnalogConfig:
     tile_rows: int | None = (
         None  # rows per tile (library max_input_size); None = hw.rows; 0 = no split
     )
-    tile_cols: int | None = None  # output columns per tile; None = hw.cols; 0 = no split
+    tile_cols: int | None = (
+        None  # output channels per tile; None = the hw arrays' weight columns; 0 = no split
+    )
     exclude: list[str] = field(default_factory=list)  # module names kept digital
     input_range: InputRangeConfig = field(default_factory=InputRangeConfig)
     repeats: int = 1  # evaluations with fresh noise (programming + read); 1 pass without noise
@@ -142,6 +144,22 @@ def _bits(value: Any, field_name: str, source: str) -> int | None:
             "or an 8-bit preset such as hw=imc128_8bit"
         )
     return bits
+
+
+def _weight_columns(hw: DictConfig | None) -> int | None:
+    """Distinct weights per array row of the cost model: ``floor(cols / slices)``
+    (:attr:`imcompress.crossbar.array.Crossbar.weight_cols`)."""
+    if hw is None or hw.get("cols") is None:
+        return None
+    from imcompress.crossbar.array import Crossbar  # pure Python
+
+    return Crossbar(
+        rows=int(hw.get("rows", 1)),
+        cols=int(hw.cols),
+        weight_bits=int(hw.get("weight_bits", 1)),
+        cell_bits=int(hw.get("cell_bits", 1)),
+        differential=bool(hw.get("differential", False)),
+    ).weight_cols
 
 
 def _tile(value: Any, hw_value: Any, field_name: str, hw_field: str) -> int:
@@ -224,7 +242,7 @@ def resolve_settings(analog: DictConfig | AnalogConfig, hw: DictConfig | None) -
         programming_noise=float(node.programming_noise),
         noise_on_zero_weights=bool(node.noise_on_zero_weights),
         tile_rows=_tile(node.tile_rows, hw_get("rows"), "tile_rows", "rows"),
-        tile_cols=_tile(node.tile_cols, hw_get("cols"), "tile_cols", "cols"),
+        tile_cols=_tile(node.tile_cols, _weight_columns(hw), "tile_cols", "cols"),
         calibration=str(ir.calibration),
         quantile=float(ir.quantile),
         calibration_batches=int(ir.batches),

@@ -202,6 +202,18 @@ def pruning_masks(model: nn.Module) -> dict[str, torch.Tensor]:
     return masks
 
 
+@torch.no_grad()
+def refresh_pruned_weights(model: nn.Module) -> None:
+    """Recompute every prune-masked ``weight = weight_orig * mask`` without autograd history, as
+    the prune hook does at each forward: current values, and the model can be deep-copied."""
+    for module in model.modules():
+        for name, _ in list(module.named_parameters(recurse=False)):
+            base = name[: -len("_orig")]
+            mask = getattr(module, base + "_mask", None)
+            if name.endswith("_orig") and isinstance(mask, torch.Tensor):
+                setattr(module, base, getattr(module, name) * mask)
+
+
 def bake_pruning_masks(model: nn.Module) -> None:
     """Make every torch prune reparameterization permanent (``weight = weight_orig * mask``)."""
     for module in model.modules():

@@ -1,0 +1,260 @@
+"""Analog robustness of a compression study: every completed fine-tuning job of a study folder
+evaluated under analog presets, then a table and a figure of the accuracy drop.
+
+python -m imcompress.analog.study outputs/frontier                 # quant and noisy, 5 repeats
+python -m imcompress.analog.study outputs/frontier --presets noisy --test-samples 2000
+
+Jobs are ``STUDY/finetune/*/`` with ``summary.json`` status ``completed``. Each job's results
+land in ``STUDY/analog/<job>.json`` as soon as they are computed (a rerun skips them);
+``analog_results.csv``/``.md`` and ``analog_drop.png`` are rewritten at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import re
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+from imcompress.analog.schema import TileSettings, resolve_settings
+
+CONF_DIR = Path(__file__).resolve().parents[3] / "conf"
+JOB_NAME = re.compile(r"^(?P<method>.+?)_k(?P<level>[0-9.]+)_s(?P<seed>\d+)$")
+
+
+def completed_jobs(study_dir: Path) -> list[Path]:
+    """Fine-tuning job folders of the study whose summary says ``completed``."""
+    jobs = []
+    for path in sorted((study_dir / "finetune").glob("*/summary.json")):
+        if json.loads(path.read_text()).get("status") == "completed":
+            jobs.append(path.parent)
+    return jobs
+
+
+def method_label(job: Path, summary: dict[str, Any]) -> str:
+    """``glr2`` from ``glr2_k0.50_s1``; else the experiment name; else the compression method."""
+    match = JOB_NAME.match(job.name)
+    if match:
+        return match["method"]
+    overrides = job / ".hydra" / "overrides.yaml"
+    if overrides.is_file():
+        for item in yaml.safe_load(overrides.read_text()) or []:
+            if str(item).startswith("experiment="):
+                return str(item).split("=", 1)[1].rsplit("/", 1)[-1]
+    return str(summary.get("config", {}).get("compression", job.name))
+
+
+def kept_fraction(summary: dict[str, Any]) -> float:
+    """Parameters kept in the compressed layers (after / before); 1 for an uncompressed model."""
+    record = summary.get("compression") or {}
+    before, after = record.get("params_before"), record.get("params_after")
+    return float(after) / float(before) if before and after is not None else 1.0
+
+
+def compose_presets(names: list[str], overrides: list[str]) -> dict[str, DictConfig]:
+    """The ``analog`` nodes of ``names`` with ``overrides`` (e.g. ``analog.repeats=5``)."""
+    from imcompress.config import register_configs
+
+    register_configs()
+    nodes = {}
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        for name in names:
+            cfg = compose("evaluate", overrides=[f"analog={name}", "ckpt=unused", *overrides])
+            nodes[name] = cfg.analog
+    return nodes
+
+
+def evaluate_job(job: Path, presets: dict[str, DictConfig]) -> dict[str, Any]:
+    """Digital and analog accuracy of one job under every preset (one model load)."""
+    import hydra
+
+    from imcompress.analog.data import normalized_batches
+    from imcompress.analog.evaluation import evaluate_analog
+    from imcompress.analog.job import find_run, rebuild_model
+
+    run = find_run(job)
+    summary = run.summary
+    settings: dict[str, TileSettings] = {
+        name: resolve_settings(node, run.config.get("hw")) for name, node in presets.items()
+    }
+    first = next(iter(settings.values()))
+    cfg = run.config.copy()
+    cfg.paths.data_dir = os.environ.get("IMCOMPRESS_DATA_DIR", str(Path("data").resolve()))
+    datamodule = hydra.utils.instantiate(cfg.data)
+    datamodule.prepare_data()
+    model = rebuild_model(run, datamodule.channels, datamodule.num_classes)
+    test = normalized_batches(datamodule, "test", samples=first.test_samples)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(first.seed)
+        calibration = [
+            x for x, _ in normalized_batches(datamodule, "train", batches=first.calibration_batches)
+        ]
+    row: dict[str, Any] = {
+        "job": job.name,
+        "method": method_label(job, summary),
+        "compression": summary.get("config", {}).get("compression"),
+        "kept": kept_fraction(summary),
+        "checkpoint": str(run.checkpoint),
+        "presets": {},
+    }
+    for name, tile in settings.items():
+        started = time.perf_counter()
+        result = evaluate_analog(model, tile, test, calibration, datamodule.num_classes)
+        row["digital_acc"] = result["test/acc"]
+        row["presets"][name] = {
+            "acc": result["analog/test/acc"],
+            "acc_std": result["analog/test/acc_std"],
+            "acc_repeats": result["analog/test/acc_repeats"],
+            "drop": result["analog/test/acc_drop"],
+            "samples": result["analog/test/samples"],
+            "tiles": result["analog/tiles"],
+            "config": tile.record(),
+            "seconds": round(time.perf_counter() - started, 1),
+        }
+    return row
+
+
+def table_rows(results: list[dict[str, Any]], presets: list[str]) -> list[dict[str, Any]]:
+    """One flat row per job, sorted by method and compression level."""
+    rows = []
+    for result in sorted(results, key=lambda r: (r["method"], -r["kept"], r["job"])):
+        row = {
+            "method": result["method"],
+            "job": result["job"],
+            "kept": round(result["kept"], 4),
+            "digital_acc": round(result["digital_acc"], 4),
+        }
+        for name in presets:
+            entry = result["presets"].get(name)
+            if entry is None:
+                continue
+            row[f"{name}_acc"] = round(entry["acc"], 4)
+            row[f"{name}_std"] = round(entry["acc_std"], 4)
+            row[f"{name}_drop"] = round(entry["drop"], 4)
+        rows.append(row)
+    return rows
+
+
+def write_table(rows: list[dict[str, Any]], out_dir: Path) -> None:
+    """``analog_results.csv`` and a Markdown version (accuracies in %)."""
+    if not rows:
+        return
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    with (out_dir / "analog_results.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in rows:
+        cells = []
+        for key in columns:
+            value = row.get(key, "")
+            percent = key.endswith(("_acc", "_std", "_drop")) and isinstance(value, float)
+            cells.append(f"{100 * value:.2f}" if percent else str(value))
+        lines.append("| " + " | ".join(cells) + " |")
+    (out_dir / "analog_results.md").write_text(
+        "Accuracies, std over repeats and drops (digital - analog) in %.\n\n"
+        + "\n".join(lines)
+        + "\n"
+    )
+
+
+def plot_drop(rows: list[dict[str, Any]], presets: list[str], path: Path) -> None:
+    """Accuracy drop (digital - analog, %-points) against kept parameters, per method; one
+    panel per preset; error bars: std over noise repeats, averaged over seeds."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shown = [name for name in presets if any(f"{name}_drop" in row for row in rows)]
+    fig, axes = plt.subplots(1, len(shown), figsize=(5.5 * len(shown), 4.2), squeeze=False)
+    methods = sorted({row["method"] for row in rows})
+    for ax, name in zip(axes[0], shown, strict=True):
+        for method in methods:
+            points: dict[float, list[tuple[float, float]]] = {}
+            for row in rows:
+                if row["method"] == method and f"{name}_drop" in row:
+                    points.setdefault(row["kept"], []).append(
+                        (row[f"{name}_drop"], row[f"{name}_std"])
+                    )
+            if not points:
+                continue
+            kept = sorted(points)
+            drop = [100 * statistics.fmean(d for d, _ in points[k]) for k in kept]
+            std = [100 * statistics.fmean(s for _, s in points[k]) for k in kept]
+            ax.errorbar(kept, drop, yerr=std, marker="o", capsize=3, label=method)
+        ax.axhline(0.0, color="grey", linewidth=0.8)
+        ax.set_title(f"analog={name}")
+        ax.set_xlabel("parameters kept in compressed layers (fraction)")
+        ax.set_ylabel("accuracy drop, digital - analog [%-points]")
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+
+
+def run_study(study_dir: Path, presets: list[str], overrides: list[str]) -> list[dict[str, Any]]:
+    """Evaluate every completed job (skipping those already saved) and write table + figure."""
+    out_dir = study_dir / "analog"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    nodes = compose_presets(presets, overrides)
+    results = []
+    for job in completed_jobs(study_dir):
+        saved = out_dir / f"{job.name}.json"
+        if saved.is_file():
+            result = json.loads(saved.read_text())
+            if set(presets) <= set(result["presets"]):
+                results.append(result)
+                continue
+        started = time.perf_counter()
+        result = evaluate_job(job, nodes)
+        temporary = saved.with_suffix(".json.tmp")
+        temporary.write_text(json.dumps(result, indent=2) + "\n")
+        temporary.replace(saved)
+        results.append(result)
+        drops = ", ".join(
+            f"{name} {100 * entry['drop']:+.2f}" for name, entry in result["presets"].items()
+        )
+        print(
+            f"{job.name}: digital {100 * result['digital_acc']:.2f} %, drop {drops} %-points "
+            f"({time.perf_counter() - started:.0f} s)",
+            flush=True,
+        )
+    rows = table_rows(results, presets)
+    write_table(rows, out_dir)
+    if rows:
+        plot_drop(rows, presets, out_dir / "analog_drop.png")
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("study_dir", type=Path, help="study folder with finetune/<job>/")
+    parser.add_argument("--presets", default="quant,noisy", help="analog presets, comma-separated")
+    parser.add_argument("--repeats", type=int, default=5, help="noise repeats (noisy presets)")
+    parser.add_argument("--test-samples", type=int, default=None, help="first N test images")
+    parser.add_argument("overrides", nargs="*", help="extra Hydra overrides, e.g. analog.seed=1")
+    args = parser.parse_args(argv)
+    if not (args.study_dir / "finetune").is_dir():
+        parser.error(f"{args.study_dir}/finetune does not exist: not a study folder")
+    overrides = [f"analog.repeats={args.repeats}", *args.overrides]
+    if args.test_samples is not None:
+        overrides.append(f"analog.test_samples={args.test_samples}")
+    rows = run_study(args.study_dir, [p for p in args.presets.split(",") if p], overrides)
+    print(f"{len(rows)} jobs: {args.study_dir / 'analog' / 'analog_results.md'}, analog_drop.png")
+
+
+if __name__ == "__main__":
+    main()
