@@ -64,14 +64,16 @@ def classifier(model: nn.Module) -> ClassificationModule:
     )
 
 
-def inputs() -> torch.Tensor:
-    return torch.randn(6, *INPUT_SHAPE, generator=torch.Generator().manual_seed(1))
+def inputs(channels: int = 1) -> torch.Tensor:
+    return torch.randn(6, channels, 32, 32, generator=torch.Generator().manual_seed(1))
 
 
-def eval_logits(module: nn.Module, memory_format: torch.memory_format) -> torch.Tensor:
+def eval_logits(
+    module: nn.Module, memory_format: torch.memory_format, channels: int = 1
+) -> torch.Tensor:
     module.eval()
     with torch.no_grad():
-        return module(inputs().to(memory_format=memory_format))
+        return module(inputs(channels).to(memory_format=memory_format))
 
 
 def test_trainer_configs_declare_the_keys_and_the_trainer_never_sees_them(compose: Any) -> None:
@@ -161,14 +163,16 @@ def test_checkpoint_saved_in_one_format_loads_and_resumes_in_the_other(
     state = torch.load(tmp_path / "saved.ckpt", weights_only=False)["state_dict"]
     other.load_state_dict(state)
     assert memory_format_of(other) == loaded_format  # loading copies into the model's layout
-    expected = eval_logits(module, saved_format)
-    torch.testing.assert_close(eval_logits(other, loaded_format), expected, atol=1e-5, rtol=1e-4)
+    expected = eval_logits(module, saved_format, channels=3)
+    torch.testing.assert_close(
+        eval_logits(other, loaded_format, channels=3), expected, atol=1e-5, rtol=1e-4
+    )
 
     # Resume (weights, optimizer momentum in the other layout) for one more step.
     resumed = fit(other, tmp_path / "resumed", steps=3, ckpt_path=str(tmp_path / "saved.ckpt"))
     assert resumed.formats == [loaded_format]
     assert memory_format_of(other) == loaded_format
-    assert not torch.allclose(eval_logits(other, loaded_format), expected)  # it trained
+    assert not torch.allclose(eval_logits(other, loaded_format, channels=3), expected)  # trained
 
 
 def test_estimator_sees_every_pair_and_the_same_costs_under_channels_last_and_compile() -> None:

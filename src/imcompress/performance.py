@@ -85,7 +85,7 @@ def prepare_model(module: nn.Module, options: PerformanceOptions) -> nn.Module:
     the crossbar estimator, which calls it with forward hooks on the R and L convs of low-rank
     pairs, sees every layer whatever runs in training.
     """
-    module.to(memory_format=options.torch_memory_format)
+    module.to(memory_format=options.torch_memory_format)  # type: ignore[call-overload]  # documented, missing from the overloads
     if options.compile:
         module.compile(backend=options.compile_backend)
     return module
