@@ -385,6 +385,10 @@ def fit(job: Job) -> tuple[dict[str, Any], dict[str, Any]]:
     assert trainer is not None
     trainer.fit(job.module, datamodule=job.datamodule, ckpt_path=job.ckpt_path)
     metrics = {key: to_number(value) for key, value in trainer.callback_metrics.items()}
+    restored_best = getattr(job.module.val_acc_best, "max_value", None)  # MaxMetric state
+    if "val/acc_best" not in metrics and restored_best is not None and restored_best.isfinite():
+        # resumed from a checkpoint at max_epochs: no epoch ran, the best is the restored one
+        metrics["val/acc_best"] = to_number(restored_best)
     checkpoint = _model_checkpoint(job.callbacks)
     score = checkpoint.best_model_score if checkpoint is not None else None
     best = {
