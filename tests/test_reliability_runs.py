@@ -154,6 +154,21 @@ def test_truncated_last_checkpoint_resumes_from_the_best_one(
     assert len([r for r in rows if r["val/acc_at_compression"]]) == 1  # not measured on resume
 
 
+def test_resuming_a_finished_run_completes_with_its_best(completed_run: Path) -> None:
+    """A rerun of a job that already reached max_epochs (a sweep rerun after a crash in test)
+    trains no epoch and still reports the restored val/acc_best instead of failing."""
+    job = completed_run
+    before = read_summary(job)
+    result = run_script(
+        "train.py", *LOW_RANK, f"hydra.run.dir={job}", "ckpt_path=last",
+        f"trainer.max_epochs={before['epochs']}", cwd=job.parent,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    after = read_summary(job)
+    assert after["status"] == "completed" and after["epochs"] == before["epochs"]
+    assert after["metrics"]["val/acc_best"] == pytest.approx(before["metrics"]["val/acc_best"])
+
+
 def test_failed_resume_keeps_the_completed_record(completed_run: Path) -> None:
     job = completed_run
     before = read_summary(job)
