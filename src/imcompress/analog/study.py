@@ -11,10 +11,13 @@ land in ``STUDY/analog/<job>.json`` as soon as they are computed (a rerun skips 
 
 from __future__ import annotations
 
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch: see docs/analog.md
+
 import argparse
 import csv
 import json
-import os
 import re
 import statistics
 import time
