@@ -11,10 +11,13 @@ land in ``STUDY/analog/<job>.json`` as soon as they are computed (a rerun skips 
 
 from __future__ import annotations
 
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch: see docs/analog.md
+
 import argparse
 import csv
 import json
-import os
 import re
 import statistics
 import time
@@ -246,7 +249,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=5, help="noise repeats (noisy presets)")
     parser.add_argument("--test-samples", type=int, default=None, help="first N test images")
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides, e.g. analog.seed=1")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)
     if not (args.study_dir / "finetune").is_dir():
         parser.error(f"{args.study_dir}/finetune does not exist: not a study folder")
     overrides = [f"analog.repeats={args.repeats}", *args.overrides]
