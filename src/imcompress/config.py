@@ -74,6 +74,9 @@ def check_required(cfg: DictConfig) -> None:
         HardwareConfig.from_cfg(cfg.hw)
     if cfg.get("trainer") is not None:
         check_trainer(cfg.trainer)
+        from imcompress.performance import performance_options  # imports torch
+
+        performance_options(cfg.trainer)  # trainer.memory_format / trainer.compile values
     pretrained = cfg.get("pretrained")
     if cfg.get("require_pretrained") and not pretrained:
         raise ValueError(
