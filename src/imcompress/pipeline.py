@@ -320,7 +320,7 @@ def build_callbacks(cfg: DictConfig) -> list[Callback]:
 def build_trainer(job: Job) -> pl.Trainer:
     """Callbacks (``cfg.callbacks`` and the compression method's own), loggers and the Trainer."""
     cfg = job.cfg
-    job.callbacks = build_callbacks(cfg) + PruningCallback.from_result(job.compressed)
+    job.callbacks = [*build_callbacks(cfg), *PruningCallback.from_result(job.compressed)]
     job.callbacks = analog.prepare_job(cfg, job.model, job.compressed, job.callbacks)
     job.loggers = build_loggers(cfg, job.output_dir)
     job.trainer = hydra.utils.instantiate(

@@ -23,7 +23,9 @@ def test_parameter_counts_match_torchvision(config: str, parameters: int) -> Non
 
 
 def test_resnet18_forward_shape_and_default_selection() -> None:
-    model = build_model(OmegaConf.create({"_target_": "imcompress.models.ImageNetResNet18"}), 3, 10).eval()
+    model = build_model(
+        OmegaConf.create({"_target_": "imcompress.models.ImageNetResNet18"}), 3, 10
+    ).eval()
     with torch.no_grad():
         assert model(torch.zeros(1, 3, 64, 64)).shape == (1, 10)
     names = [name for name, _ in select_layers(model)]

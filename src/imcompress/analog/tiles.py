@@ -25,7 +25,25 @@ from torch import nn
 from torch.nn.utils import prune
 
 
-class AnalogArrayConv2d(nn.Module):
+class _OutputBlocks(nn.Module):
+    """Analog layers that each compute a slice of the outputs; ``weight`` and ``bias`` are the
+    digital layer's, concatenated in output order (what ``nn.Conv2d``/``nn.Linear`` expose)."""
+
+    blocks: nn.ModuleList
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """The digital weight, (OC, IC/groups, K, K) or (out_features, in_features)."""
+        return torch.cat([cast(torch.Tensor, layer.weight) for layer in self.blocks])
+
+    @property
+    def bias(self) -> torch.Tensor | None:
+        """The digital bias (outputs,), or None."""
+        biases = [cast(torch.Tensor | None, layer.bias) for layer in self.blocks]
+        return None if biases[0] is None else torch.cat([b for b in biases if b is not None])
+
+
+class AnalogArrayConv2d(_OutputBlocks):
     """A conv on several analog layers, one per group and block of output channels.
 
     ``blocks`` are in output-channel order (group 0's column blocks first); block ``i`` reads
@@ -47,17 +65,6 @@ class AnalogArrayConv2d(nn.Module):
         """The analog convs, in output-channel order."""
         return [cast(AnalogConv2d, layer) for layer in self.blocks]
 
-    @property
-    def weight(self) -> torch.Tensor:
-        """The digital weight this conv computes, (OC, IC/groups, K, K) as in ``nn.Conv2d``."""
-        return torch.cat([layer.weight for layer in self.layers()])
-
-    @property
-    def bias(self) -> torch.Tensor | None:
-        """The digital (OC,) bias, or None."""
-        biases = [layer.bias for layer in self.layers()]
-        return None if biases[0] is None else torch.cat([b for b in biases if b is not None])
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         chunks = x.split(self.in_per_group, dim=1) if self.groups > 1 else (x,)
         outputs = [
@@ -67,7 +74,7 @@ class AnalogArrayConv2d(nn.Module):
         return torch.cat(outputs, dim=1)
 
 
-class AnalogArrayLinear(nn.Module):
+class AnalogArrayLinear(_OutputBlocks):
     """A linear layer split at the array columns: one ``AnalogLinear`` per output block."""
 
     def __init__(self, blocks: list[AnalogLinear], source: nn.Linear) -> None:
@@ -78,17 +85,6 @@ class AnalogArrayLinear(nn.Module):
     def layers(self) -> list[AnalogLinear]:
         """The analog linear layers, in output order."""
         return [cast(AnalogLinear, layer) for layer in self.blocks]
-
-    @property
-    def weight(self) -> torch.Tensor:
-        """The digital (out_features, in_features) weight, as in ``nn.Linear``."""
-        return torch.cat([layer.weight for layer in self.layers()])
-
-    @property
-    def bias(self) -> torch.Tensor | None:
-        """The digital (out_features,) bias, or None."""
-        biases = [layer.bias for layer in self.layers()]
-        return None if biases[0] is None else torch.cat([b for b in biases if b is not None])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.cat([layer(x) for layer in self.layers()], dim=-1)

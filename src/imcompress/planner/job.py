@@ -38,8 +38,9 @@ def plan_options(cfg: DictConfig) -> Any:
         )
     if getattr(opts, "plan", None):
         raise ValueError("compression.plan must be null when making a plan")
-    if method != "glr" and opts.schedule != "oneshot":
-        raise ValueError(f"a pruning plan is one-shot; got compression.schedule={opts.schedule!r}")
+    schedule = getattr(opts, "schedule", "oneshot")
+    if method != "glr" and schedule != "oneshot":
+        raise ValueError(f"a pruning plan is one-shot; got compression.schedule={schedule!r}")
     if "lr" in (opts.method, plan.method):
         plan.groups = [1]  # plain low rank
         plan.method = "glr"

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from imcompress.compression.factorization import max_rank
+from imcompress.compression.plan import OPTION_KEYS as PLAN_OPTION_KEYS
 from imcompress.compression.result import count_parameters
 from imcompress.crossbar.batch import METRICS, concat_tables, cost_rows
 from imcompress.crossbar.config import HardwareConfig
@@ -32,18 +33,8 @@ from imcompress.planner.proxy import single_thread
 FloatArray = npt.NDArray[np.float64]
 BUDGET_METRICS = (*METRICS, "params")
 PLAN_METHODS = ("glr", "prune_unstructured", "prune_channel", "prune_pattern")
-LOWRANK_OPTION_KEYS = ("group_dim",)
-PRUNE_OPTION_KEYS = {
-    "prune_unstructured": (),
-    "prune_channel": ("couple_next",),
-    "prune_pattern": (
-        "pattern_set",
-        "pattern_entries",
-        "num_patterns",
-        "patdnn_center",
-        "pattern_dim",
-    ),
-}
+LOWRANK_OPTION_KEYS = PLAN_OPTION_KEYS["glr"]  # the options a plan records and checks on apply
+PRUNE_OPTION_KEYS = {method: keys for method, keys in PLAN_OPTION_KEYS.items() if method != "glr"}
 
 
 @dataclass(frozen=True)
