@@ -132,3 +132,13 @@ def test_a_user_model_plugs_in_by_target(compose: Any, tmp_path: Path) -> None:
     assert run_estimate(job) > 0
     layers = json.loads((tmp_path / "summary.json").read_text())["compression"]["layers"]
     assert [layer["name"] for layer in layers] == ["conv"]
+
+
+def test_run_folders_from_before_model_targets_still_build() -> None:
+    """A saved config with the old ``arch`` key (no ``_target_``) builds the same network."""
+    from imcompress.models.build import build_model as build
+
+    old = build({"arch": "resnet", "depth": 20, "name": "resnet20"}, 1, 10)
+    new = build({"_target_": "imcompress.models.CifarResNet", "depth": 20}, 1, 10)
+    assert type(old) is type(new)
+    assert [p.shape for p in old.parameters()] == [p.shape for p in new.parameters()]

@@ -15,10 +15,21 @@ from hydra.utils import instantiate
 from torch import nn
 
 LABEL_KEYS = ("name",)  # model config keys that describe the run, not the constructor
+# Run folders written before models took `_target_` name them by `arch`; evaluate.py, the
+# studies and resumes rebuild those models from their saved .hydra/config.yaml.
+LEGACY_ARCH_TARGETS = {
+    "resnet": "imcompress.models.CifarResNet",
+    "wrn": "imcompress.models.WideResNet",
+}
 
 
 def build_model(cfg: Mapping[str, Any], in_channels: int, num_classes: int) -> nn.Module:
     """``cfg._target_(**args, in_channels=..., num_classes=...)``; ValueError without a target."""
+    if "_target_" not in cfg and cfg.get("arch") in LEGACY_ARCH_TARGETS:
+        cfg = {
+            "_target_": LEGACY_ARCH_TARGETS[cfg["arch"]],
+            **{key: value for key, value in cfg.items() if key != "arch"},
+        }
     if "_target_" not in cfg:
         raise ValueError(
             f"the model config has no _target_ (keys: {sorted(cfg)}); set it to an nn.Module "
