@@ -28,9 +28,12 @@ METHODS: dict[str, dict[str, Any]] = {
 }
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def preset() -> Iterator[Callable[..., TileSettings]]:
-    """``preset("noisy", "analog.repeats=2", hw="imc64")``: resolved settings of a preset."""
+    """``preset("noisy", "analog.repeats=2", hw="imc64")``: resolved settings of a preset.
+
+    Function-scoped: Hydra's global state is initialized only while a test uses it (other
+    test modules initialize it themselves)."""
     register_configs()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
 
