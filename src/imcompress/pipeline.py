@@ -14,6 +14,7 @@ hands :func:`run_steps` to :func:`run_task`, the task wrapper that owns the job'
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import sys
@@ -31,7 +32,7 @@ import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from imcompress import compression
@@ -256,7 +257,10 @@ def run_steps(
     module = build_module(cfg, model, datamodule)
     job = Job(cfg, output_dir, ckpt_path, datamodule, model, compressed, module)
     build_trainer(job)  # converts the model to analog layers first when analog.train=true
-    prepare_model(module, performance_options(cfg.trainer))  # memory format, torch.compile
+    options = performance_options(cfg.trainer)
+    if OmegaConf.select(cfg, "analog.train", default=False):  # analog layers view their weights
+        options = dataclasses.replace(options, memory_format="contiguous")  # as NCHW
+    prepare_model(module, options)  # memory format, torch.compile
     parameters = sum(p.numel() for p in model.parameters())
     summary["parameters"] = {"total": parameters}
     summary["compression"] = compressed.summary()
