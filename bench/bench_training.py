@@ -13,7 +13,7 @@ change of machine load hits all cases alike. Each ratio is taken within a round 
 round's dense NCHW eager case of the same model; the median over rounds is printed.
 
 Peak RSS: every method of every model once more in a fresh process (``--rss``): the default
-variant for ``--steps`` steps, ``ru_maxrss`` of that process, next to a process that only
+variant for ``--steps`` steps, the peak RSS (``VmHWM``) of that process, next to a process that only
 imported everything.
 
 Pruned models keep dense tensors with masks (torch.nn.utils.prune): their CPU speed shows the
@@ -32,6 +32,7 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -104,7 +105,19 @@ def peak_rss_mb(
         step = build_step(model_name, method, "channels_last", batch, channels)
         for _ in range(steps):
             step()
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return high_water_rss_mb()
+
+
+def high_water_rss_mb() -> float:
+    """Peak RSS of this process image (MB). Linux's ``VmHWM`` belongs to the address space, which
+    ``exec`` replaces; ``ru_maxrss`` would carry over the peak of the process that forked this
+    one (a spawned worker of a 5 GB benchmark parent reported 5.5 GB for every method)."""
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB where /proc is missing
 
 
 def measure(cases: list[Case], rounds: int, steps: int) -> dict[tuple[str, str, str], list[float]]:

@@ -29,7 +29,15 @@ jobs() {
   for seed in 1 2; do
     # planned points (listed in $STUDY/planned_jobs.txt, same format, once the plans exist) run
     # after the first seed of the uniform ones
-    if [ "$seed" = 2 ] && [ -f "$STUDY/planned_jobs.txt" ]; then cat "$STUDY/planned_jobs.txt"; fi
+    if [ -f "$STUDY/planned_jobs.txt" ]; then
+      if [ "$seed" = 2 ]; then
+        cat "$STUDY/planned_jobs.txt"
+        # second seed of the two most aggressive budgets (smallest c) of every planned series
+        sort -t'|' -k1,1 "$STUDY/planned_jobs.txt" | awk -F'|' '{
+            series = $1; sub(/_c[0-9.]+$/, "", series)
+            if (++count[series] <= 2) { sub(/seed=1/, "seed=2"); print } }'
+      fi
+    fi
     for keep in "${keeps[@]}"; do
       # the second seed only at the two most aggressive levels
       if [ "$seed" = 2 ] && [ "$keep" != 0.12 ] && [ "$keep" != 0.06 ]; then continue; fi
