@@ -194,19 +194,6 @@ def _resolve(path: str, study: Path) -> str:
     return path
 
 
-def _current_model_config(node: Any) -> Any:
-    """A job's model node in today's schema: jobs written before models took a ``_target_``
-    (``arch: resnet, depth: 20``) get the ``_target_`` and defaults of ``conf/model/<name>.yaml``."""
-    from omegaconf import OmegaConf
-
-    if not isinstance(node, dict) or "_target_" in node:
-        return node
-    preset = OmegaConf.to_container(OmegaConf.load(CONF / "model" / f"{node['name']}.yaml"))
-    assert isinstance(preset, dict)
-    preset.update({k: v for k, v in node.items() if k != "arch"})
-    return preset
-
-
 def load_hw(name: str) -> Any:
     """A preset of conf/hw as a :class:`~imcompress.crossbar.config.HardwareConfig`."""
     from omegaconf import OmegaConf
@@ -243,7 +230,9 @@ class CostCache:
         comp = OmegaConf.to_container(compression, resolve=True) if compression else None
         if isinstance(comp, dict) and comp.get("plan"):
             comp["plan"] = _resolve(str(comp["plan"]), self.study)
-        model_cfg = _current_model_config(OmegaConf.to_container(cfg.model, resolve=True))
+        # jobs written before models took a _target_ (``arch: resnet``) build through
+        # models.build.LEGACY_ARCH_TARGETS
+        model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
         pretrained = _resolve(str(cfg.pretrained), self.study) if cfg.get("pretrained") else None
         data = cfg.data
         shape = (int(data.channels), int(data.image_size), int(data.image_size))
