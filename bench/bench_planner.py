@@ -31,7 +31,13 @@ from imcompress.crossbar.config import HardwareConfig
 from imcompress.crossbar.extract import extract_layers
 from imcompress.models.build import build_model
 from imcompress.planner.items import glr_items
-from imcompress.planner.search import Budget, best_uniform, build_problem, solve_problem
+from imcompress.planner.search import (
+    Budget,
+    PlanRequest,
+    best_uniform,
+    build_problem,
+    solve_problem,
+)
 
 MODELS = {
     "resnet20": {"_target_": "imcompress.models.CifarResNet", "depth": 20},
@@ -78,7 +84,7 @@ def main() -> None:
         opts = parse_options({"method": "glr"})
         table = extract_layers(model, (3, 32, 32))
         proxy_s = timed(glr_items, table, targets, None)
-        problem = build_problem(model, (3, 32, 32), targets, "glr", opts, hw, "sdk")
+        problem = build_problem(PlanRequest(model, (3, 32, 32), targets, "glr", opts, hw, "sdk"))
         items = problem.items
         budget = Budget("cycles", ratio=0.6)
         total = sum(len(item) for item in items)

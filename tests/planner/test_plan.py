@@ -20,7 +20,13 @@ from imcompress.compression.selection import select_layers
 from imcompress.crossbar import estimate
 from imcompress.planner.knapsack import BudgetError, pareto
 from imcompress.planner.proxy import capture_inputs
-from imcompress.planner.search import Budget, build_problem, make_plan, solve_problem
+from imcompress.planner.search import (
+    Budget,
+    PlanRequest,
+    build_problem,
+    make_plan,
+    solve_problem,
+)
 from tests.planner.conftest import INPUT_SHAPE
 
 PRUNING = ["prune_unstructured", "prune_channel", "prune_pattern"]
@@ -31,7 +37,7 @@ def plan_for(model: nn.Module, hw: Any, method: str, budget: Budget, batches: An
     opts = parse_options({"method": method})
     targets = select_layers(model)
     inputs = capture_inputs(model, batches, targets) if batches is not None else None
-    return make_plan(
+    request = PlanRequest(
         model,
         INPUT_SHAPE,
         targets,
@@ -39,12 +45,11 @@ def plan_for(model: nn.Module, hw: Any, method: str, budget: Budget, batches: An
         opts,
         hw,
         "sdk",
-        budget,
         inputs=inputs,
         sparsity_grid=GRID,
-        model_name="tiny",
         **kw,
     )
+    return make_plan(request, budget, model_name="tiny")
 
 
 def applied_costs(model: nn.Module, hw: Any, method: str, path: Path) -> dict[str, float]:
@@ -100,7 +105,9 @@ def test_solver_agrees_with_brute_force_on_real_candidates(
     inputs = capture_inputs(model, batches, targets)
     opts = parse_options({"method": "glr"})
     problem = build_problem(
-        model, INPUT_SHAPE, targets, "glr", opts, hw, "sdk", inputs=inputs, groups=[1, 2]
+        PlanRequest(
+            model, INPUT_SHAPE, targets, "glr", opts, hw, "sdk", inputs=inputs, groups=[1, 2]
+        )
     )
     gaps = []
     for ratio in (0.62, 0.7, 0.8, 0.95):

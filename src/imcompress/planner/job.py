@@ -22,7 +22,7 @@ from imcompress.crossbar import estimate
 from imcompress.models.build import build_model
 from imcompress.planner.config import check_plan_config
 from imcompress.planner.proxy import capture_inputs, single_thread
-from imcompress.planner.search import Budget, make_plan
+from imcompress.planner.search import Budget, PlanRequest, make_plan
 
 
 def plan_options(cfg: DictConfig) -> Any:
@@ -114,7 +114,7 @@ def _run_plan(cfg: DictConfig) -> float:
             model, batches, targets, int(plan_cfg.max_positions), int(cfg.seed), len(batches)
         )
     budget = Budget(plan_cfg.budget.metric, plan_cfg.budget.value, plan_cfg.budget.ratio)
-    plan = make_plan(
+    request = PlanRequest(
         model,
         input_shape,
         targets,
@@ -122,14 +122,12 @@ def _run_plan(cfg: DictConfig) -> float:
         opts,
         cfg.hw,
         str(plan_cfg.mapping),
-        budget,
         inputs=inputs,
         sensitivity=str(plan_cfg.sensitivity),
         groups=list(plan_cfg.groups) if plan_cfg.groups is not None else None,
         sparsity_grid=[float(s) for s in plan_cfg.sparsity_grid],
-        bins=int(plan_cfg.bins),
-        model_name=cfg.model.get("name"),
     )
+    plan = make_plan(request, budget, bins=int(plan_cfg.bins), model_name=cfg.model.get("name"))
     plan["proxy"] = "output" if inputs is not None else "weight"
     out.write_text(yaml.safe_dump(plan, sort_keys=False))
     if plan_cfg.verify:

@@ -79,27 +79,40 @@ def option_subset(method: str, opts: Any) -> dict[str, Any]:
     return {k: v.value if isinstance(v, Enum) else v for k, v in values.items()}  # YAML-safe
 
 
-def build_problem(
-    model: nn.Module,
-    input_shape: Sequence[int],
-    targets: list[tuple[str, nn.Conv2d]],
-    method: str,
-    opts: Any,
-    hw: Any,
-    mapping: str,
-    *,
-    inputs: dict[str, torch.Tensor] | None = None,
-    sensitivity: str = "uniform",
-    groups: list[int] | None = None,
-    sparsity_grid: Sequence[float] = (),
-) -> Problem:
+@dataclass(frozen=True)
+class PlanRequest:
+    """What to plan: the model and its layers to compress, the method with its options, the
+    array and mapping to cost on, and the damage proxy's inputs (None: weight error)."""
+
+    model: nn.Module
+    input_shape: Sequence[int]
+    targets: list[tuple[str, nn.Conv2d]]
+    method: str
+    opts: Any
+    hw: Any
+    mapping: str
+    inputs: dict[str, torch.Tensor] | None = None
+    sensitivity: str = "uniform"
+    groups: list[int] | None = None
+    sparsity_grid: Sequence[float] = ()
+
+
+def build_problem(request: PlanRequest) -> Problem:
     """Candidates of every target with their costs on ``hw``/``mapping`` and their damage."""
-    table = extract_layers(model, input_shape)
+    model, targets, method, opts, inputs = (
+        request.model,
+        request.targets,
+        request.method,
+        request.opts,
+        request.inputs,
+    )
+    hw, mapping = HardwareConfig.from_cfg(request.hw), request.mapping
+    table = extract_layers(model, request.input_shape)
     with single_thread():
         if method == "glr":
-            items = glr_items(table, targets, inputs, opts.group_dim, groups)
+            items = glr_items(table, targets, inputs, opts.group_dim, request.groups)
         elif method in PRUNE_OPTION_KEYS:
-            items = prune_items(model, table, targets, opts, list(sparsity_grid), inputs)
+            items = prune_items(model, table, targets, opts, list(request.sparsity_grid), inputs)
         else:
             raise ValueError(f"plan.method={method!r}; valid: {list(PLAN_METHODS)}")
     big = concat_tables([item.table for item in items])
@@ -114,7 +127,7 @@ def build_problem(
             item.costs[metric] = item.row_costs[metric].sum(axis=1)
         item.costs["params"] = item.params.astype(np.float64)
         start = stop
-    weights = sensitivity_weights(targets, sensitivity)
+    weights = sensitivity_weights(targets, request.sensitivity)
     damage = [item.errors @ np.array([weights[t] for t in item.targets]) for item in items]
     replaced = {row for item in items for row in item.rows}
     fixed_rows = [r for r in range(len(table)) if r not in replaced]
@@ -280,38 +293,17 @@ def _plain(value: float) -> float | int:
 
 
 def make_plan(
-    model: nn.Module,
-    input_shape: Sequence[int],
-    targets: list[tuple[str, nn.Conv2d]],
-    method: str,
-    opts: Any,
-    hw: Any,
-    mapping: str,
-    budget: Budget,
-    *,
-    inputs: dict[str, torch.Tensor] | None = None,
-    sensitivity: str = "uniform",
-    groups: list[int] | None = None,
-    sparsity_grid: Sequence[float] = (),
-    bins: int = 4096,
-    model_name: str | None = None,
+    request: PlanRequest, budget: Budget, *, bins: int = 4096, model_name: str | None = None
 ) -> dict[str, Any]:
-    """The plan (the YAML of docs/planner.md) for ``model`` under ``budget``."""
+    """The plan (the YAML of docs/planner.md) for ``request.model`` under ``budget``."""
     budget.check()
-    hw = HardwareConfig.from_cfg(hw)
-    problem = build_problem(
-        model,
-        input_shape,
-        targets,
-        method,
-        opts,
-        hw,
-        mapping,
-        inputs=inputs,
-        sensitivity=sensitivity,
-        groups=groups,
-        sparsity_grid=sparsity_grid,
+    hw, method, opts, mapping = (
+        HardwareConfig.from_cfg(request.hw),
+        request.method,
+        request.opts,
+        request.mapping,
     )
+    problem = build_problem(request)
     choice = solve_problem(problem, budget, bins).tolist()
     predicted = predicted_totals(problem, choice, hw, mapping)
     limit = budget_value(problem, budget)
@@ -331,7 +323,7 @@ def make_plan(
             entry["error"] = float(item.errors[c, t_index])
             layers[target] = entry
     uniform, cheapest = best_uniform(
-        problem, method, budget, sparsity_grid, getattr(opts, "group_dim", "in")
+        problem, method, budget, request.sparsity_grid, getattr(opts, "group_dim", "in")
     )
     return {
         "model": model_name,
@@ -346,8 +338,8 @@ def make_plan(
         },
         "predicted": {k: _plain(v) if k != "error" else v for k, v in predicted.items()},
         "dense": {m: _plain(v) for m, v in problem.dense.items()},
-        "sensitivity": sensitivity,
-        "input_shape": [int(v) for v in input_shape],
+        "sensitivity": request.sensitivity,
+        "input_shape": [int(v) for v in request.input_shape],
         "layers": layers,
         "uniform": uniform,
         **({} if uniform is not None else {"uniform_cheapest": cheapest}),
