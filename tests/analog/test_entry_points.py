@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from imcompress.analog import study as analog_study
 from imcompress.analog.job import find_run
 
 from ..conftest import read_summary, run_script
@@ -51,6 +52,47 @@ def test_hardware_aware_training_then_evaluate(tmp_path: Path) -> None:
     assert len(result["metrics"]["analog/test/acc_repeats"]) == 2
     for key in ("analog/test/acc", "analog/test/acc_std", "test/acc"):
         assert 0 <= result["metrics"][key] <= 1
+
+
+def test_study_evaluates_each_job_once_with_the_frontier_labels(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = tmp_path / "run"
+    done = run_script(
+        "train.py",
+        "experiment=smoke",
+        "compression=glr",
+        "logger=none",
+        f"hydra.run.dir={run}",
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    study = tmp_path / "study"
+    (study / "finetune").mkdir(parents=True)
+    (study / "finetune" / "glr2_k0.50_s1").symlink_to(run)  # a frontier job name
+    args = [
+        str(study),
+        "--presets",
+        "ideal",
+        "--test-samples",
+        "32",
+        "analog.input_range.batches=1",
+    ]
+
+    analog_study.main(args)
+    first = capsys.readouterr().out
+    assert "glr2_k0.50_s1: digital" in first
+    saved = study / "analog" / "glr2_k0.50_s1.json"
+    stamp = saved.stat().st_mtime_ns
+    with (study / "analog" / "analog_results.csv").open() as handle:
+        (row,) = list(csv.DictReader(handle))
+    assert (row["method"], row["level"]) == ("GLR-2", "keep 0.50")
+    assert float(row["ideal_drop"]) == 0.0  # exact tiles give the digital accuracy
+    assert (study / "analog" / "analog_drop.png").stat().st_size > 0
+
+    analog_study.main(args)  # a rerun evaluates nothing again and rewrites the table
+    assert "digital" not in capsys.readouterr().out
+    assert saved.stat().st_mtime_ns == stamp
 
 
 def test_a_checkpoint_outside_a_run_folder_fails_clearly(tmp_path: Path) -> None:

@@ -18,7 +18,6 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch: see docs/an
 import argparse
 import csv
 import json
-import re
 import statistics
 import time
 from pathlib import Path
@@ -32,7 +31,6 @@ from omegaconf import DictConfig
 from imcompress.analog.schema import TileSettings, resolve_settings
 
 CONF_DIR = Path(__file__).resolve().parents[3] / "conf"
-JOB_NAME = re.compile(r"^(?P<method>.+?)_k(?P<level>[0-9.]+)_s(?P<seed>\d+)$")
 
 
 def completed_jobs(study_dir: Path) -> list[Path]:
@@ -44,17 +42,29 @@ def completed_jobs(study_dir: Path) -> list[Path]:
     return jobs
 
 
+def job_labels(name: str, fallback: str) -> tuple[str, str]:
+    """(method, level) of a study job folder, in the frontier's words (``glr4_k0.12_s1`` ->
+    ``("GLR-4", "keep 0.12")``, ``planned_glr_imc64_c0.50_s1`` -> ``("planned GLR (imc64)",
+    "cycles 0.50x")``); other names keep ``fallback`` and no level."""
+    from imcompress.frontier import parse_job_name
+
+    try:
+        method, level, _ = parse_job_name(name)
+    except ValueError:
+        return fallback, ""
+    return method, level
+
+
 def method_label(job: Path, summary: dict[str, Any]) -> str:
-    """``glr2`` from ``glr2_k0.50_s1``; else the experiment name; else the compression method."""
-    match = JOB_NAME.match(job.name)
-    if match:
-        return match["method"]
+    """The method of a job: from its folder name (:func:`job_labels`), else the experiment name,
+    else the compression method."""
     overrides = job / ".hydra" / "overrides.yaml"
+    fallback = str(summary.get("config", {}).get("compression", job.name))
     if overrides.is_file():
         for item in yaml.safe_load(overrides.read_text()) or []:
             if str(item).startswith("experiment="):
-                return str(item).split("=", 1)[1].rsplit("/", 1)[-1]
-    return str(summary.get("config", {}).get("compression", job.name))
+                fallback = str(item).split("=", 1)[1].rsplit("/", 1)[-1]
+    return job_labels(job.name, fallback)[0]
 
 
 def kept_fraction(summary: dict[str, Any]) -> float:
@@ -130,9 +140,15 @@ def evaluate_job(job: Path, presets: dict[str, DictConfig]) -> dict[str, Any]:
 def table_rows(results: list[dict[str, Any]], presets: list[str]) -> list[dict[str, Any]]:
     """One flat row per job, sorted by method and compression level."""
     rows = []
-    for result in sorted(results, key=lambda r: (r["method"], -r["kept"], r["job"])):
+
+    def order(result: dict[str, Any]) -> tuple[str, float, str]:
+        return job_labels(result["job"], result["method"])[0], -result["kept"], result["job"]
+
+    for result in sorted(results, key=order):
+        method, level = job_labels(result["job"], result["method"])
         row = {
-            "method": result["method"],
+            "method": method,
+            "level": level,
             "job": result["job"],
             "kept": round(result["kept"], 4),
             "digital_acc": round(result["digital_acc"], 4),
