@@ -46,8 +46,10 @@ def job_labels(name: str, fallback: str) -> tuple[str, str]:
     """(method, level) of a study job folder, in the frontier's words (``glr4_k0.12_s1`` ->
     ``("GLR-4", "keep 0.12")``, ``planned_glr_imc64_c0.50_s1`` -> ``("planned GLR (imc64)",
     "cycles 0.50x")``); other names keep ``fallback`` and no level."""
-    from imcompress.frontier import parse_job_name
+    from imcompress.frontier import DENSE, parse_job_name
 
+    if name == DENSE:
+        return "dense", ""
     try:
         method, level, _ = parse_job_name(name)
     except ValueError:
@@ -197,10 +199,13 @@ def plot_drop(rows: list[dict[str, Any]], presets: list[str], path: Path) -> Non
     import matplotlib.pyplot as plt
 
     shown = [name for name in presets if any(f"{name}_drop" in row for row in rows)]
-    fig, axes = plt.subplots(1, len(shown), figsize=(5.5 * len(shown), 4.2), squeeze=False)
+    fig, axes = plt.subplots(1, len(shown), figsize=(5.5 * len(shown) + 2, 4.2), squeeze=False)
     methods = sorted({row["method"] for row in rows})
+    palette = plt.get_cmap("tab20")  # one colour and marker per method (10+ methods)
+    colors = [palette(i) for i in range(20)]
+    markers = "osD^v<>ph*X"
     for ax, name in zip(axes[0], shown, strict=True):
-        for method in methods:
+        for index, method in enumerate(methods):
             points: dict[float, list[tuple[float, float]]] = {}
             for row in rows:
                 if row["method"] == method and f"{name}_drop" in row:
@@ -212,14 +217,23 @@ def plot_drop(rows: list[dict[str, Any]], presets: list[str], path: Path) -> Non
             kept = sorted(points)
             drop = [100 * statistics.fmean(d for d, _ in points[k]) for k in kept]
             std = [100 * statistics.fmean(s for _, s in points[k]) for k in kept]
-            ax.errorbar(kept, drop, yerr=std, marker="o", capsize=3, label=method)
+            ax.errorbar(
+                kept,
+                drop,
+                yerr=std,
+                marker=markers[index % len(markers)],
+                color=colors[(2 * index) % 20 + (index // 10) % 2],
+                capsize=3,
+                label=method,
+            )
         ax.axhline(0.0, color="grey", linewidth=0.8)
         ax.set_title(f"analog={name}")
         ax.set_xlabel("parameters kept in compressed layers (fraction)")
         ax.set_ylabel("accuracy drop, digital - analog [%-points]")
         ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=8)
-    fig.tight_layout()
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="center right", fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0, 0.83, 1))
     fig.savefig(path, dpi=130)
     plt.close(fig)
 
