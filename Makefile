@@ -16,7 +16,7 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m pip install -q --no-deps -e .
 	@touch $(STAMP)
 
-run: setup  ## the offline default: ResNet-20 on digits, W&B offline, ~1 min on 2 CPU cores
+run: setup  ## the offline default: ResNet-20 on digits, W&B offline, ~80 s on 2 CPU cores
 	$(PY) src/train.py experiment=quickstart
 
 test: setup  ## the whole test suite (includes a real learning run and the local SLURM cluster when possible)
