@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The analog-robustness study of docs/results.md ("Accuracy on a non-ideal crossbar"): the
-# first-seed checkpoints of the frontier study (launch/study_frontier.sh) evaluated under the
+# checkpoints of the frontier study (launch/study_frontier.sh) and its dense model evaluated under the
 # `quant` and `noisy` presets (5 programmings with fresh noise), then a few hardware-aware
 # fine-tuning jobs (analog=noisy analog.train=true) from the same dense checkpoint.
 # An analog pass costs ~10x a digital one on the CPU (aihwkit-lightning unfolds every conv), so
@@ -26,6 +26,8 @@ for job in "$frontier_abs"/finetune/*; do
   [[ -f "$job/summary.json" && "$(basename "$job")" =~ $JOBS ]] || continue
   ln -sfn "$job" "$OUT/finetune/$(basename "$job")"
 done
+# the dense model as the reference row
+[ -f "$frontier_abs/dense/summary.json" ] && ln -sfn "$frontier_abs/dense" "$OUT/finetune/dense"
 "$PY" -m imcompress.analog.study "$OUT" --presets quant,noisy --repeats 5 --test-samples "$SAMPLES" \
   || exit 1
 
