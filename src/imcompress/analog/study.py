@@ -142,11 +142,7 @@ def evaluate_job(job: Path, presets: dict[str, DictConfig]) -> dict[str, Any]:
 def table_rows(results: list[dict[str, Any]], presets: list[str]) -> list[dict[str, Any]]:
     """One flat row per job, sorted by method and compression level."""
     rows = []
-
-    def order(result: dict[str, Any]) -> tuple[str, float, str]:
-        return job_labels(result["job"], result["method"])[0], -result["kept"], result["job"]
-
-    for result in sorted(results, key=order):
+    for result in results:
         method, level = job_labels(result["job"], result["method"])
         row = {
             "method": method,
@@ -163,7 +159,7 @@ def table_rows(results: list[dict[str, Any]], presets: list[str]) -> list[dict[s
             row[f"{name}_std"] = round(entry["acc_std"], 4)
             row[f"{name}_drop"] = round(entry["drop"], 4)
         rows.append(row)
-    return rows
+    return sorted(rows, key=lambda row: (row["method"], -row["kept"], row["job"]))
 
 
 def write_table(rows: list[dict[str, Any]], out_dir: Path) -> None:

@@ -9,7 +9,7 @@ candidates of all layers), the damage from :mod:`imcompress.planner.proxy`, the 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any
 
@@ -99,14 +99,9 @@ class PlanRequest:
 
 def build_problem(request: PlanRequest) -> Problem:
     """Candidates of every target with their costs on ``hw``/``mapping`` and their damage."""
-    model, targets, method, opts, inputs = (
-        request.model,
-        request.targets,
-        request.method,
-        request.opts,
-        request.inputs,
-    )
-    hw, mapping = HardwareConfig.from_cfg(request.hw), request.mapping
+    model, targets, method, opts = request.model, request.targets, request.method, request.opts
+    inputs, mapping = request.inputs, request.mapping
+    hw = HardwareConfig.from_cfg(request.hw)  # returned as is when already a HardwareConfig
     table = extract_layers(model, request.input_shape)
     with single_thread():
         if method == "glr":
@@ -297,12 +292,8 @@ def make_plan(
 ) -> dict[str, Any]:
     """The plan (the YAML of docs/planner.md) for ``request.model`` under ``budget``."""
     budget.check()
-    hw, method, opts, mapping = (
-        HardwareConfig.from_cfg(request.hw),
-        request.method,
-        request.opts,
-        request.mapping,
-    )
+    request = replace(request, hw=HardwareConfig.from_cfg(request.hw))  # validated once
+    hw, method, opts, mapping = request.hw, request.method, request.opts, request.mapping
     problem = build_problem(request)
     choice = solve_problem(problem, budget, bins).tolist()
     predicted = predicted_totals(problem, choice, hw, mapping)
