@@ -1,0 +1,101 @@
+"""Accuracy right after compression, no training: the ``acc@compr.`` grid and the dense
+reference of a study, evaluated in this process with the pipeline's own build steps
+(:func:`imcompress.pipeline.build_data`, ``build_model_and_compression`` with its calibration
+and BatchNorm re-estimation, ``build_module``) and one Lightning ``test`` on the test split.
+
+Each point's result is ``<folder>/<key>/summary.json`` (status, metrics, compression summary),
+written atomically; a completed point is not evaluated again.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from imcompress import atomic
+from imcompress.studies.runner import ROOT, JobSpec, RunOutcome, is_completed
+
+
+def compose_config(experiment: str, overrides: Sequence[str], output_dir: Path) -> Any:
+    """The ``train.py`` config of ``experiment`` with ``overrides`` (paths set explicitly, so no
+    Hydra runtime is needed)."""
+    from hydra import compose, initialize_config_dir
+
+    from imcompress.config import register_configs
+
+    register_configs()
+    paths = [f"paths.output_dir={output_dir}", f"paths.data_dir={ROOT / 'data'}"]
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return compose("train", [f"experiment={experiment}", *overrides, *paths])
+
+
+def evaluate(cfg: Any) -> tuple[dict[str, Any], Any]:
+    """(summary, model): the compressed model's test metrics and compression summary."""
+    import json
+
+    import lightning.pytorch as pl
+
+    from imcompress.config import config_essentials
+    from imcompress.performance import performance_options, prepare_model
+    from imcompress.pipeline import build_data, build_model_and_compression, build_module
+
+    started = time.perf_counter()
+    datamodule = build_data(cfg)
+    model, compressed = build_model_and_compression(cfg, datamodule)
+    module = build_module(cfg, model, datamodule)
+    prepare_model(module, performance_options(cfg.trainer))
+    trainer = pl.Trainer(
+        accelerator=cfg.trainer.get("accelerator", "cpu"), devices=1, logger=False,
+        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+        limit_test_batches=cfg.trainer.get("limit_test_batches"),
+        default_root_dir=str(cfg.paths.output_dir),
+    )  # fmt: skip
+    results = trainer.test(module, datamodule=datamodule, verbose=False)
+    metrics = {key: float(value) for key, value in (results[0] if results else {}).items()}
+    summary = {
+        "status": "completed",
+        "metrics": metrics,
+        "compression": json.loads(json.dumps(compressed.summary(), default=str)),
+        "config": json.loads(json.dumps(config_essentials(cfg), default=str)),
+        "wall_time_s": round(time.perf_counter() - started, 3),
+    }
+    return summary, model
+
+
+def run_points(
+    jobs: Sequence[JobSpec],
+    folder: Path,
+    configure: Callable[[JobSpec, Path], Any],
+    after: Callable[[JobSpec, Path, Any], None] | None = None,
+) -> RunOutcome:
+    """Evaluate every job not yet completed (``configure(job, job_dir)`` gives its config); a
+    failure is recorded (status failed, the error) and the next job runs."""
+    outcome = RunOutcome([], [], [])
+    for job in jobs:
+        job_dir = folder / job.key
+        if is_completed(job_dir):
+            outcome.skipped.append(job.key)
+            continue
+        job_dir.mkdir(parents=True, exist_ok=True)
+        print(f"== {time.strftime('%H:%M:%S')} {job.key}", flush=True)
+        try:
+            summary, model = evaluate(configure(job, job_dir))
+        except Exception as error:  # one bad point must not stop the grid
+            atomic.write_json(
+                job_dir / "summary.json",
+                {"status": "failed", "error": f"{type(error).__name__}: {error}"},
+            )
+            outcome.failed.append(job.key)
+            print(f"   failed: {type(error).__name__}: {error}", flush=True)
+            continue
+        atomic.write_json(job_dir / "summary.json", summary, indent=1)
+        print(
+            f"   test/acc {summary['metrics'].get('test/acc')} ({summary['wall_time_s']:.0f} s)",
+            flush=True,
+        )
+        outcome.ran.append(job.key)
+        if after is not None:
+            after(job, job_dir, model)
+    return outcome
