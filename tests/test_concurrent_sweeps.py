@@ -40,7 +40,9 @@ def test_identical_multirun_started_meanwhile_is_refused_and_writes_nothing(
     )
     try:
         deadline = time.monotonic() + 240
-        while not (sweep / "0" / ".hydra" / "config.yaml").is_file():  # the first job is running
+        # the first job is running once Hydra has written all of .hydra/ (config.yaml first,
+        # overrides.yaml last): before that, the job itself is still changing those files
+        while not _hydra_written(sweep / "0"):
             assert first.poll() is None, first.communicate()[0][-3000:]
             assert time.monotonic() < deadline, "the first multirun did not start its job"
             time.sleep(0.2)
@@ -86,3 +88,8 @@ def test_a_job_refused_by_the_folder_lock_records_nothing(tmp_path: Path) -> Non
         assert "bad group" in (folder / JOB_STATUS_FILE).read_text()  # other failures still are
     finally:
         holder.release()
+
+
+def _hydra_written(job: Path) -> bool:
+    files = [job / ".hydra" / name for name in ("config.yaml", "hydra.yaml", "overrides.yaml")]
+    return all(path.is_file() and path.stat().st_size > 0 for path in files)

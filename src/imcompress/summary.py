@@ -69,7 +69,26 @@ def write_summary(output_dir: Path, summary: Mapping[str, Any]) -> Path:
     ``DiskFullError`` (``disk full (ENOSPC) writing .../summary.json``)."""
     from imcompress.atomic import write_json
 
-    return write_json(output_dir / SUMMARY_FILE, summary, default=str)
+    record, non_finite = json_safe(dict(summary))
+    if non_finite:  # NaN/inf are not JSON: kept as null and named, never a lost record
+        record["non_finite"] = sorted(set(record.get("non_finite") or []) | set(non_finite))
+    return write_json(output_dir / SUMMARY_FILE, record, default=str)
+
+
+def json_safe(value: Any, path: str = "") -> tuple[Any, list[str]]:
+    """``value`` with every NaN/inf float replaced by None, and the dotted keys replaced."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None, [path or "<root>"]
+    if isinstance(value, Mapping):
+        out, found = {}, []
+        for key, item in value.items():
+            out[key], bad = json_safe(item, f"{path}.{key}" if path else str(key))
+            found += bad
+        return out, found
+    if isinstance(value, (list, tuple)):
+        items = [json_safe(item, f"{path}[{index}]") for index, item in enumerate(value)]
+        return [item for item, _ in items], [key for _, bad in items for key in bad]
+    return value, []
 
 
 # Top-level knobs and the methods that read them; other methods (none, ...) do not show them.

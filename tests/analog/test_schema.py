@@ -47,6 +47,9 @@ def test_bits_from_hw_take_the_hw_resolutions(preset) -> None:
         ({"weight_bits": 1}, "weight_bits=1"),
         ({"programming_noise": -0.1}, "programming_noise"),
         ({"tile_rows": -2}, "tile_rows=-2"),
+        ({"out_noise": float("nan")}, "out_noise=nan must be a finite number"),
+        ({"out_bound": float("inf")}, "out_bound=inf must be a finite number"),
+        ({"input_range": {"quantile": float("nan")}}, "quantile=nan must be a finite number"),
     ],
 )
 def test_bad_values_fail_with_the_value_and_the_valid_range(overrides, message) -> None:

@@ -8,6 +8,8 @@ time, a value out of range in :func:`resolve_settings` before any work starts.
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -197,8 +199,15 @@ def resolve_settings(analog: DictConfig | AnalogConfig, hw: DictConfig | None) -
             f"analog.input_range.calibration={ir.calibration!r}; valid: {list(CALIBRATIONS)}"
         )
     for key in ("out_bound", "out_noise", "programming_noise"):
-        if float(node.get(key)) < 0:
-            raise ValueError(f"analog.{key}={node.get(key)} must be >= 0")
+        if not math.isfinite(float(node.get(key))) or float(node.get(key)) < 0:
+            raise ValueError(f"analog.{key}={node.get(key)} must be a finite number >= 0")
+    for key, value in (
+        ("input_range.quantile", ir.quantile),
+        ("hwa.weight_noise", node.hwa.weight_noise),
+        ("hwa.clip_sigma", node.hwa.clip_sigma),
+    ):
+        if value is not None and not math.isfinite(float(value)):
+            raise ValueError(f"analog.{key}={value} must be a finite number")
     needs_range = []
     if bits["input_bits"] is not None:
         needs_range.append("input_bits")

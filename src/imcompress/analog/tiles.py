@@ -179,13 +179,21 @@ class _ArrayMapper:
 
 
 def excluded_names(model: nn.Module, patterns: tuple[str, ...] | list[str]) -> list[str]:
-    """Names of the conv/linear modules that match any glob in ``patterns`` (kept digital)."""
-    return [
-        name
-        for name, module in model.named_modules()
-        if isinstance(module, (nn.Conv2d, nn.Linear))
-        and any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
+    """Names of the conv/linear modules that match any glob in ``patterns`` (kept digital).
+
+    A pattern that matches no conv/linear layer is a ValueError naming it and the valid names
+    (a misspelt ``analog.exclude`` would otherwise silently put that layer on the crossbar).
+    """
+    layers = [
+        name for name, module in model.named_modules() if isinstance(module, (nn.Conv2d, nn.Linear))
     ]
+    unmatched = [p for p in patterns if not any(fnmatch.fnmatchcase(n, p) for n in layers)]
+    if unmatched:
+        raise ValueError(
+            f"analog.exclude={list(patterns)}: {unmatched} match no conv/linear layer; valid "
+            f"names (globs allowed): {', '.join(layers[:8])}{', ...' if len(layers) > 8 else ''}"
+        )
+    return [name for name in layers if any(fnmatch.fnmatchcase(name, p) for p in patterns)]
 
 
 def pruning_masks(model: nn.Module) -> dict[str, torch.Tensor]:

@@ -22,6 +22,10 @@ if TYPE_CHECKING:
     from hydra.core.config_store import ConfigStore
 
 ISAAC = "ISAAC (Shafiee et al., ISCA 2016), Table 6, 32 nm"
+# Largest array side (rows or cols) accepted: fabricated RRAM/SRAM IMC macros are 64-1024 a side
+# (ISAAC 128, PRIME 256, NeuRRAM 256), and the exact mapping search allocates per candidate window
+# in proportion to the array, so a 10^6 side would try to allocate hundreds of GiB.
+MAX_ARRAY_SIDE = 4096
 
 ADC_ENERGY_PJ_BY_BITS: dict[int, float] = {
     4: 0.79,
@@ -158,6 +162,12 @@ class HardwareConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"hw.{name} must be an integer >= 1, got {value!r}")
+        for name in ("rows", "cols"):
+            if getattr(self, name) > MAX_ARRAY_SIDE:
+                raise ValueError(
+                    f"hw.{name}={getattr(self, name)} is larger than the estimator supports "
+                    f"(1..{MAX_ARRAY_SIDE}; fabricated arrays are 64-1024 a side)"
+                )
         if not self.cycle_ns > 0:
             raise ValueError(f"hw.cycle_ns must be > 0, got {self.cycle_ns!r}")
         for f in dataclasses.fields(self):
