@@ -28,9 +28,10 @@ test-fast: setup  ## skip the tests marked slow
 lint: setup
 	$(VENV)/bin/pre-commit run --all-files
 
-bench: setup  ## crossbar estimator speed, then training throughput per method
+bench: setup  ## crossbar estimator speed, training throughput per method, svd vs whitened factorization
 	$(PY) bench/bench_crossbar.py
 	$(PY) bench/bench_training.py
+	$(PY) bench/bench_factorization.py
 
 clean:
 	rm -rf outputs multirun .pytest_cache .mypy_cache .ruff_cache

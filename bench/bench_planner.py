@@ -25,14 +25,15 @@ import torch
 from omegaconf import OmegaConf
 
 from imcompress.compression.options import parse_options
+from imcompress.compression.registry import get_method
 from imcompress.compression.selection import select_layers
 from imcompress.crossbar.batch import concat_tables, cost_rows
 from imcompress.crossbar.config import HardwareConfig
 from imcompress.crossbar.extract import extract_layers
 from imcompress.models.build import build_model
-from imcompress.planner.items import glr_items
+from imcompress.planner.config import Budget
+from imcompress.planner.items import PlanSpace
 from imcompress.planner.search import (
-    Budget,
     PlanRequest,
     best_uniform,
     build_problem,
@@ -51,11 +52,11 @@ def timed(fn: Callable[..., Any], *args: Any) -> float:
     return time.perf_counter() - start
 
 
-def search(problem: Any, hw: HardwareConfig, budget: Budget) -> None:
+def search(problem: Any, request: Any, hw: HardwareConfig, budget: Budget) -> None:
     """Cost all candidates in one batched call, solve, find the best uniform setting."""
     cost_rows(concat_tables([item.table for item in problem.items]), hw, "sdk")
     solve_problem(problem, budget)
-    best_uniform(problem, "glr", budget, [])
+    best_uniform(problem, request, budget)
 
 
 def loop(picks: list[tuple[Any, int]], hw: HardwareConfig) -> None:
@@ -83,14 +84,16 @@ def main() -> None:
         targets = select_layers(model)
         opts = parse_options({"method": "glr"})
         table = extract_layers(model, (3, 32, 32))
-        proxy_s = timed(glr_items, table, targets, None)
-        problem = build_problem(PlanRequest(model, (3, 32, 32), targets, "glr", opts, hw, "sdk"))
+        space = PlanSpace(model, table, targets)
+        proxy_s = timed(get_method("glr").plan_items, opts, space)
+        request = PlanRequest(model, (3, 32, 32), targets, {"glr": opts}, hw, "sdk")
+        problem = build_problem(request)
         items = problem.items
         budget = Budget("cycles", ratio=0.6)
         total = sum(len(item) for item in items)
         search_times, loop_times = [], []
         for _ in range(repeat):  # interleaved: search, then the loop sample
-            search_times.append(timed(search, problem, hw, budget))
+            search_times.append(timed(search, problem, request, hw, budget))
             picks = [
                 (item, int(c))
                 for item in items

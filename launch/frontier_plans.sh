@@ -4,7 +4,7 @@
 set -uo pipefail
 PY=${PY:-.venv/bin/python}
 STUDY=${1:-outputs/frontier}
-ck=$STUDY/dense/checkpoints/last.ckpt
+ck=$STUDY/dense/checkpoints/last.ckpt  # the dense run's final epoch (docs/reliability.md)
 mkdir -p $STUDY/plans
 plan() { # name hw ratio extra...
   local name=$1 hw=$2 ratio=$3; shift 3

@@ -34,7 +34,7 @@ done
 # 2. Hardware-aware fine-tuning of a few points: the same recipe as the frontier jobs, with noisy
 #    analog tiles in the forward pass; the run ends with the same analog test (noisy, 5 repeats).
 [ "${HWA:-1}" = 1 ] || exit 0
-checkpoint="$frontier_abs/dense/checkpoints/last.ckpt"
+checkpoint="$frontier_abs/dense/checkpoints/last.ckpt"  # the dense run's final epoch
 FINETUNE="trainer.max_epochs=1 trainer.limit_train_batches=40 trainer.limit_val_batches=0.5 trainer.limit_test_batches=0.5 callbacks.progress_bar.refresh_rate=0"
 ANALOG="analog=noisy analog.train=true analog.repeats=5 analog.test_samples=$SAMPLES"
 mkdir -p "$OUT/hwa"

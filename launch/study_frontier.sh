@@ -18,9 +18,10 @@ STUDY=${1:-outputs/frontier}
 FILTER=${2:-.}
 dense="$STUDY/dense"
 if ! grep -q '"status": "completed"' "$dense/summary.json" 2>/dev/null; then
-  "$PY" src/train.py experiment=study/fmnist_dense hydra.run.dir="$dense" ckpt_path=auto || exit 1
+  "$PY" src/train.py experiment=study/fmnist_dense hydra.run.dir="$dense" ckpt_path=auto \
+    test_ckpt=last || exit 1  # the dense accuracy reported is that of the checkpoint used below
 fi
-checkpoint="$dense/checkpoints/last.ckpt"
+checkpoint="$dense/checkpoints/last.ckpt"  # the dense run's final epoch (docs/reliability.md)
 FINETUNE="trainer.max_epochs=1 trainer.limit_train_batches=40 trainer.limit_val_batches=0.5 trainer.limit_test_batches=0.5 callbacks.progress_bar.refresh_rate=0"
 
 # name | experiment | overrides (level: keep 0.50 0.25 0.12 0.06)

@@ -60,7 +60,9 @@ sweep() {
 }
 
 stage_dense() {
-  sweep dense "experiment=$DENSE_EXPERIMENT" compression=none "seed=$SEEDS"
+  # test_ckpt=last: the dense accuracy reported is that of last.ckpt (the final epoch), which
+  # the compress stage loads
+  sweep dense "experiment=$DENSE_EXPERIMENT" compression=none "seed=$SEEDS" test_ckpt=last
 }
 
 stage_compress() {

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from imcompress.cli import hoist_multirun_flag
+from imcompress.cli import run_main
 from imcompress.config import register_configs
 from imcompress.estimate_job import run_estimate
 from imcompress.warnings_filter import install_warning_filters
@@ -24,5 +24,4 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
-    hoist_multirun_flag()
-    main()
+    run_main(main)

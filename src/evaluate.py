@@ -12,21 +12,27 @@ import os
 # the im2col (unfold) of the analog convolutions many times slower; passive waiting avoids it.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+from pathlib import Path
+
 import hydra
 from omegaconf import DictConfig
 
 from imcompress.analog.job import run_evaluate
-from imcompress.cli import hoist_multirun_flag
+from imcompress.cli import run_main
 from imcompress.config import register_configs
+from imcompress.summary import SUMMARY_FILE
+from imcompress.warnings_filter import install_warning_filters
 
+install_warning_filters()
 register_configs()
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
 def main(cfg: DictConfig) -> float:
-    return run_evaluate(cfg)
+    accuracy = run_evaluate(cfg)
+    print(f"summary: {Path(cfg.paths.output_dir) / SUMMARY_FILE}")
+    return accuracy
 
 
 if __name__ == "__main__":
-    hoist_multirun_flag()
-    main()
+    run_main(main)

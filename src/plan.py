@@ -10,11 +10,13 @@ import hydra
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig
 
-from imcompress.cli import hoist_multirun_flag
+from imcompress.cli import run_main
 from imcompress.config import register_configs
 from imcompress.planner.config import register_plan_schema
 from imcompress.planner.job import run_plan
+from imcompress.warnings_filter import install_warning_filters
 
+install_warning_filters()
 register_configs()
 register_plan_schema(ConfigStore.instance())
 
@@ -25,5 +27,4 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
-    hoist_multirun_flag()
-    main()
+    run_main(main)

@@ -5,12 +5,14 @@
     python src/report.py SWEEP_DIR --x speedup --format latex > sweep_table.tex
 
 Prints the sweep table (one row per job: status, the overrides that vary, method, accuracy,
-parameters, and per mapping cycles, speedup vs the dense model on im2col and energy) in the
-chosen format, then a short summary. Writes SWEEP_DIR/sweep_summary.csv (every column: overrides,
+parameters, and per mapping cycles, speedup vs the dense model on the same mapping and array,
+speedup vs the dense model on im2col, and energy) in the chosen format, then a short summary. Writes SWEEP_DIR/sweep_summary.csv (every column: overrides,
 status and error, metrics, cost totals, parameters, SLURM job id) and the plots
 (acc_vs_cycles.png, acc_vs_energy.png; with --x speedup acc_vs_speedup.png,
 acc_vs_energy_ratio.png). Jobs with no summary.json yet are listed as running (folder exists) or
-missing/pending (not started). With --format md, latex or csv only the table goes to stdout (the
+missing/pending (not started); a job whose summary.json or .hydra/overrides.yaml is corrupt is
+listed as ``corrupt record`` without results, and named with the file and field on stderr
+(``skipped 1 run folder: ...``). With --format md, latex or csv only the table goes to stdout (the
 summary goes to stderr). Exit status: 0, or 1 when a job failed, 2 when SWEEP_DIR is not a sweep
 folder.
 """
@@ -21,7 +23,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from imcompress.sweep.aggregate import sweep_table
+from imcompress.run_folder import skipped_note
+from imcompress.sweep.aggregate import corrupt_jobs, sweep_table
 from imcompress.sweep.plots import X_AXES
 from imcompress.sweep.report import build_report, format_report
 from imcompress.tables import TableFormat
@@ -44,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         choices=X_AXES,
         default="cost",
         help="x axis of the plots: cost (cycles, energy) or speedup (speedup and energy ratio "
-        "against the dense model on im2col)",
+        "against the dense model on the same mapping and array)",
     )
     parser.add_argument(
         "--format",
@@ -63,6 +66,9 @@ def main(argv: list[str] | None = None) -> int:
         print(sweep_table(report.rows, report.accuracy).render(fmt))
     summary = sys.stdout if fmt == TableFormat.console else sys.stderr
     print(format_report(report), file=summary)
+    corrupt = corrupt_jobs(report.rows)
+    if corrupt:  # their rows show no results; say why, naming the file and the field
+        print(skipped_note(corrupt), file=sys.stderr)
     return 1 if report.failed else 0
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from imcompress.cli import hoist_multirun_flag
+from imcompress.cli import run_main
 from imcompress.config import register_configs
 from imcompress.pipeline import configure_torch_threads, train
 from imcompress.warnings_filter import install_warning_filters
@@ -25,5 +25,4 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
-    hoist_multirun_flag()
-    main()
+    run_main(main)

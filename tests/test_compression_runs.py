@@ -15,6 +15,7 @@ def test_glr_group_multirun_writes_three_summaries(tmp_path: Path) -> None:
         "train.py",
         "experiment=smoke",
         "compression=glr",
+        "pretrained=none",  # from scratch: no dense stage
         "hw=imc256",
         "logger=none",
         f"hydra.sweep.dir={sweep}",
@@ -47,6 +48,7 @@ def test_gradual_channel_pruning_lowers_crossbar_cycles_epoch_by_epoch(tmp_path:
         "train.py",
         "experiment=smoke",
         "compression=prune_channel",
+        "pretrained=none",
         "compression.schedule=gradual",
         "sparsity=0.75",
         "trainer.max_epochs=4",

@@ -43,6 +43,7 @@ def glr_run(
         "train.py",
         "experiment=smoke",
         "compression=glr",
+        "pretrained=none",
         "logger=wandb",
         "+logger.plain._target_=lightning.pytorch.loggers.CSVLogger",
         f"+logger.plain.save_dir={root / 'plain'}",
@@ -110,7 +111,10 @@ def test_final_table_is_compact_and_states_the_hw_assumptions(glr_run: tuple[Pat
     assert "imc256: 256x256 arrays, 1-bit weights in 1-bit cells" in table
     assert "9-bit ADCs" in table
     sdk = summary["cost"]["sdk/speedup_vs_im2col"]
-    assert f"(speedup {sdk:.2f}x)" in table
+    assert f"{sdk:.2f}x speed, " in table and "x energy vs dense im2col" in table
+    same = summary["cost"]["sdk/speedup_vs_dense"]  # the reference: dense on the same mapping
+    assert f"{same:.2f}x speed, " in table and "x energy vs dense sdk" in table
+    assert f"sdk {summary['cost']['dense_sdk/cycles']:,.0f}" in table  # the dense model row
 
 
 def test_console_is_quiet_and_no_empty_train_log(glr_run: tuple[Path, Any]) -> None:
@@ -285,4 +289,4 @@ def test_final_table_of_a_dense_run_has_no_duplicate_reference_row() -> None:
     assert labels == [
         "status", "test/acc", "parameters", "im2col", "sdk", "wall time", "job dir",
     ]  # fmt: skip
-    assert "(speedup 2.50x)" in text and "(energy ratio 0.40)" in text
+    assert "2.50x speed, 0.40x energy vs dense im2col" in text

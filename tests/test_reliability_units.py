@@ -3,12 +3,14 @@ choice of the checkpoint to resume from, summary attempts, and the exit status a
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -292,3 +294,175 @@ def test_slurm_requeue_is_recorded_as_requeued_not_failed(
     assert stopped.value.code == -1  # submitit's own exit, unchanged
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["status"] == "requeued" and "error" not in summary
+
+
+# -- issue 16: last epoch, attempts, superseded rows, full disk -----------------------------------
+
+
+def test_every_attempt_is_listed_while_it_runs_and_a_killed_one_stays(
+    job_config: Any, tmp_path: Path
+) -> None:
+    """The attempt is in summary.json from its start (status running); an attempt that never
+    wrote its end (kill -9) is marked killed/unfinished by the next one."""
+    cfg = job_config(["experiment=smoke", "logger=none"])
+    seen: list[dict[str, Any]] = []
+
+    def steps(cfg: Any, output_dir: Path, ckpt_path: str | None, summary: dict[str, Any]) -> None:
+        seen.append(json.loads((output_dir / "summary.json").read_text()))
+
+    run_task(cfg, tmp_path, None, steps)
+    assert seen[0]["status"] == "running" and len(seen[0]["attempts"]) == 1
+    # What a kill -9 during the next attempt leaves: its own start record, nothing else.
+    killed = {**seen[0], "started": "killed-attempt"}
+    (tmp_path / "summary.json").write_text(json.dumps(killed))
+    run_task(cfg, tmp_path, None, steps)
+    statuses = [
+        a["status"] for a in json.loads((tmp_path / "summary.json").read_text())["attempts"]
+    ]
+    assert statuses == ["killed/unfinished", "completed"]
+
+
+def test_a_rerun_that_trains_nothing_keeps_the_completed_results() -> None:
+    results = {
+        "best": {"val/acc": 0.8, "checkpoint": "b"},
+        "metrics": {"val/acc": 0.8, "test/acc": 0.7, "hw/im2col/cycles": 11393.0},
+        "cost": {"im2col/cycles": 11393},
+        "tested": {"checkpoint": "checkpoints/best-epoch001.ckpt", "epoch": 1},
+        "epochs": 2,
+    }
+    completed = {"status": "completed", "started": "a", "steps_trained": 4, **results}
+    # A rerun resumed at max_epochs: no epoch, so no val/acc and no cost of its own.
+    rerun = {"status": "completed", "started": "b", "steps_trained": 0, "metrics": {}, "cost": {}}
+    merged, kept = merge_attempt(completed, rerun)
+    assert kept and {key: merged[key] for key in results} == results
+    assert [a["started"] for a in merged["attempts"]] == ["a", "b"]
+    # A rerun that trained again (from an earlier checkpoint) replaces them, keeping the old ones.
+    retrained = {"status": "completed", "started": "c", "steps_trained": 2, "metrics": {"x": 1}}
+    replaced, kept = merge_attempt(merged, retrained)
+    assert not kept and replaced["metrics"] == {"x": 1}
+    assert replaced["replaced_results"] == [results]
+
+
+def test_superseded_csv_rows_move_aside_byte_for_byte(tmp_path: Path) -> None:
+    from imcompress.loggers import SUPERSEDED_FILE, supersede_rows
+
+    metrics = tmp_path / "metrics.csv"
+    kept = b"epoch,lr,step,val/acc\r\n,0.1,0,\r\n0,,3,0.25\r\n"
+    late = b",0.08,4,\r\n1,,5,\r\n"  # an abandoned attempt's rows after the checkpoint (step 4)
+    metrics.write_bytes(kept + late)
+    assert supersede_rows(metrics, from_step=4) == 2
+    assert metrics.read_bytes() == kept
+    assert (tmp_path / SUPERSEDED_FILE).read_bytes() == b"epoch,lr,step,val/acc\r\n" + late
+    assert supersede_rows(metrics, from_step=4) == 0  # nothing left to move
+
+
+def test_auto_resumes_from_last_even_when_a_best_checkpoint_is_newer(tmp_path: Path) -> None:
+    folder = tmp_path / "checkpoints"
+    _save(folder / "last.ckpt", 8, 10**18)
+    _save(folder / "best-epoch003.ckpt", 8, 10**18 + 10**9)  # same epoch, written later
+    assert resolve_ckpt_path("auto", tmp_path) == str(folder / "last.ckpt")
+
+
+def test_leftover_temporary_files_are_removed_before_a_job_starts(tmp_path: Path) -> None:
+    leftovers = [
+        tmp_path / "summary.json.tmp",  # what earlier versions left on a full disk (0 bytes)
+        tmp_path / ".summary.json.tmp-4242",
+        tmp_path / "checkpoints" / ".last.ckpt.tmp-4242",
+    ]
+    for path in leftovers:
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(b"")
+    assert resolve_ckpt_path(None, tmp_path) is None
+    assert not any(path.exists() for path in leftovers)
+
+
+def test_auto_starts_over_after_an_attempt_killed_before_its_first_checkpoint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """summary.json still says running (its start record): nothing to resume, nothing to lose."""
+    (tmp_path / "summary.json").write_text('{"status": "running", "attempts": []}')
+    assert resolve_ckpt_path("auto", tmp_path) is None
+    assert "the running attempt" in capsys.readouterr().out
+
+
+@contextlib.contextmanager
+def tiny_tmpfs(folder: Path, size: str) -> Iterator[Path]:
+    """A real full disk: a tmpfs of ``size`` mounted on ``folder`` (root only, else skipped)."""
+    folder.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    mount = ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)]
+    mounted = subprocess.run(mount, capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+
+
+def _fill_disk_after(limit: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Writes to files opened for writing fail with ENOSPC once ``limit`` bytes were written."""
+    import builtins
+    import errno
+
+    real_open = builtins.open
+
+    class Full:
+        def __init__(self, handle: Any) -> None:
+            self.handle, self.written = handle, 0
+
+        def write(self, data: Any) -> int:
+            if self.written + len(data) > limit:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            self.written += len(data)
+            return int(self.handle.write(data))
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.handle, name)
+
+        def __enter__(self) -> Any:
+            return self
+
+        def __exit__(self, *exc: Any) -> None:
+            self.handle.__exit__(*exc)
+
+    def full_open(file: Any, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
+        handle = real_open(file, mode, *args, **kwargs)
+        return Full(handle) if "w" in mode else handle
+
+    monkeypatch.setattr(builtins, "open", full_open)
+
+
+def test_disk_full_checkpoint_names_the_file_and_leaves_no_temporary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """torch.save on a full disk says `[enforce fail at inline_container.cc:672]`; the job says
+    `disk full (ENOSPC) writing <file>`, and the temporary file is gone."""
+    from imcompress.atomic import DiskFullError
+
+    target = tmp_path / "checkpoints" / "last.ckpt"
+    _fill_disk_after(1000, monkeypatch)
+    with pytest.raises(DiskFullError, match=rf"disk full \(ENOSPC\) writing {target}$"):
+        AtomicCheckpointIO().save_checkpoint({"w": torch.zeros(10_000)}, target)
+    assert list(target.parent.iterdir()) == []
+
+
+def test_disk_full_is_the_recorded_reason_and_no_temporary_stays(
+    job_config: Any, tmp_path: Path
+) -> None:
+    """A full disk during training: summary.json says `disk full (ENOSPC) writing <file>`."""
+    cfg = job_config(["experiment=smoke", "logger=none"])
+    with tiny_tmpfs(tmp_path / "disk", size="256k") as disk:
+        target = disk / "checkpoints" / "last.ckpt"
+
+        def steps(cfg: Any, output_dir: Path, ckpt: str | None, summary: dict[str, Any]) -> None:
+            AtomicCheckpointIO().save_checkpoint({"w": torch.zeros(200_000)}, target)  # 800 kB
+
+        with pytest.raises(OSError):
+            run_task(cfg, disk, None, steps)
+        summary = json.loads((disk / "summary.json").read_text())
+        leftovers = [p.name for p in disk.rglob("*") if "tmp" in p.name]
+    assert summary["status"] == "failed"
+    assert summary["error"] == f"DiskFullError: disk full (ENOSPC) writing {target}"
+    assert leftovers == []

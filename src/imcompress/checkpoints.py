@@ -2,9 +2,15 @@
 
 * :class:`AtomicCheckpointIO` (a Lightning ``CheckpointIO`` plugin): every checkpoint is written
   to a temporary file in its own folder, flushed to disk and renamed over the target with
-  ``os.replace``, so ``last.ckpt`` is always either the previous or the new complete file, also
-  when ``$TMPDIR`` is on another filesystem (Lightning's default goes through fsspec, which
-  writes into ``$TMPDIR`` and then copies).
+  ``os.replace`` (:func:`imcompress.atomic.atomic_open`), so ``last.ckpt`` is always either the
+  previous or the new complete file, also when ``$TMPDIR`` is on another filesystem (Lightning's
+  default goes through fsspec, which writes into ``$TMPDIR`` and then copies). A full disk is
+  reported as ``disk full (ENOSPC) writing <file>``, not as torch's ``inline_container`` text.
+* ``checkpoints/last.ckpt`` is the last completed epoch: conf/callbacks/default.yaml has a
+  second ``ModelCheckpoint`` (``last_checkpoint``: ``monitor: null``, ``filename: last``) next to
+  the best-by-``val/acc`` one, because with the pinned Lightning ``save_last: true`` on a
+  monitored checkpoint writes ``last.ckpt`` only in epochs that save a new best.
+  :func:`best_checkpoint_callback` and :func:`last_checkpoint_callback` find the two.
 * :func:`verify_checkpoint`: is a file a complete checkpoint (``torch.save`` archives are zip
   files: every member's CRC is checked; nothing is unpickled).
 * :func:`resolve_ckpt_path`: ``ckpt_path`` (null | last | auto | a path) to the file to resume
@@ -15,20 +21,21 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 import zipfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.fabric.utilities.types import _PATH
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
+from imcompress.atomic import TEMP_MARKER, atomic_open
 from imcompress.summary import SUMMARY_FILE
 
 CHECKPOINT_DIR = "checkpoints"
 LAST = "last.ckpt"
-TEMP_MARKER = ".tmp-"
 # Files an earlier attempt leaves in a run folder (besides .hydra/, which Hydra writes per attempt).
 EARLIER_RUN_FILES = (SUMMARY_FILE, "csv/metrics.csv", "wandb_run_id.txt", "cost_report.json")
 
@@ -45,31 +52,49 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
-        temporary = target.with_name(f".{target.name}{TEMP_MARKER}{os.getpid()}")
-        try:
-            with open(temporary, "wb") as handle:
-                torch.save(checkpoint, handle)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temporary, target)
-        except BaseException:
-            temporary.unlink(missing_ok=True)
-            raise
-        _fsync_folder(target.parent)
+        with atomic_open(target, "wb") as handle:  # ENOSPC: DiskFullError naming the file
+            torch.save(checkpoint, handle)
 
 
-def _fsync_folder(folder: Path) -> None:
-    """Make the rename itself durable (best effort: not every filesystem allows it)."""
+def best_checkpoint_callback(callbacks: Iterable[Callback]) -> ModelCheckpoint | None:
+    """The ``ModelCheckpoint`` that keeps the best epoch by a metric (``monitor`` set)."""
+    return next(
+        (cb for cb in callbacks if isinstance(cb, ModelCheckpoint) and cb.monitor is not None),
+        None,
+    )
+
+
+def last_checkpoint_callback(callbacks: Iterable[Callback]) -> ModelCheckpoint | None:
+    """The ``ModelCheckpoint`` that writes ``last.ckpt`` every epoch (no ``monitor``)."""
+    return next(
+        (cb for cb in callbacks if isinstance(cb, ModelCheckpoint) and cb.monitor is None), None
+    )
+
+
+def checkpoint_position(path: str | Path) -> dict[str, int | None]:
+    """``epoch`` (from 0; the last completed epoch of an end-of-epoch checkpoint) and
+    ``global_step`` (optimizer steps so far) stored in a Lightning checkpoint.
+
+    Loaded with ``weights_only=True`` (nothing is executed) and memory-mapped (cheap)."""
+    import torch
+
+    state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    return {key: _int_or_none(state.get(key)) for key in ("epoch", "global_step")}
+
+
+def resume_step(ckpt_path: str | None) -> int | None:
+    """The optimizer step a fit from ``ckpt_path`` starts at: 0 for a fresh fit, None when the
+    checkpoint cannot be read with ``weights_only`` (read it before the fit overwrites it)."""
+    if ckpt_path is None:
+        return 0
     try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+        return checkpoint_position(ckpt_path)["global_step"] or 0
+    except Exception:  # a checkpoint Lightning can load but that we cannot read safely
+        return None
+
+
+def _int_or_none(value: Any) -> int | None:
+    return int(value) if isinstance(value, int) else None
 
 
 def verify_checkpoint(path: Path) -> str | None:
@@ -98,10 +123,13 @@ def checkpoints_in(folder: Path) -> list[Path]:
 
 
 def remove_partial_writes(folder: Path) -> list[Path]:
-    """Delete temporary files that a killed :class:`AtomicCheckpointIO` left behind."""
+    """Delete the temporary files that a killed atomic write left in ``folder``: checkpoints
+    (``.<name>.ckpt.tmp-<pid>``), ``summary.json`` (``.summary.json.tmp-<pid>``, and the
+    ``summary.json.tmp`` of earlier versions)."""
     if not folder.is_dir():
         return []
-    leftovers = [p for p in folder.glob(f".*.ckpt{TEMP_MARKER}*") if p.is_file()]
+    patterns = (f".*.ckpt{TEMP_MARKER}*", f".{SUMMARY_FILE}{TEMP_MARKER}*", f"{SUMMARY_FILE}.tmp")
+    leftovers = [p for pattern in patterns for p in folder.glob(pattern) if p.is_file()]
     for path in leftovers:
         path.unlink(missing_ok=True)
     return leftovers
@@ -125,14 +153,16 @@ def resolve_ckpt_path(ckpt_path: str | None, output_dir: Path) -> str | None:
       by an earlier run is overwritten).
     * ``last``: ``checkpoints/last.ckpt``; when it is corrupt, the newest valid checkpoint of the
       folder, saying which file was corrupt and which one is used.
-    * ``auto``: the newest valid checkpoint of the folder; a fresh start only in a folder no
-      earlier attempt used (or one whose attempt was requeued before its first checkpoint);
+    * ``auto``: ``last.ckpt`` (the last completed epoch), else the newest valid checkpoint of
+      the folder; a fresh start only in a folder no
+      earlier attempt used (or one whose attempt was requeued or killed before its first
+      checkpoint);
       otherwise refused with what the folder holds.
     * a path: that file, which must be a complete checkpoint.
     """
     checkpoint_dir = output_dir / CHECKPOINT_DIR
     last = checkpoint_dir / LAST
-    removed = remove_partial_writes(checkpoint_dir)
+    removed = remove_partial_writes(checkpoint_dir) + remove_partial_writes(output_dir)
     if removed:
         print(
             f"Removed partial checkpoint writes: {', '.join(p.name for p in removed)}", flush=True
@@ -155,13 +185,17 @@ def resolve_ckpt_path(ckpt_path: str | None, output_dir: Path) -> str | None:
         return str(_newest_valid_or_raise([last] + [p for p in existing if p != last], "last"))
     if ckpt_path == "auto":
         if existing:
-            return str(_newest_valid_or_raise(existing, "auto"))
+            preferred = [last] if last in existing else []
+            return str(
+                _newest_valid_or_raise(preferred + [p for p in existing if p != last], "auto")
+            )
         used = [name for name in EARLIER_RUN_FILES if (output_dir / name).exists()]
         if not used:
             return None
-        if _previous_status(output_dir) == "requeued":
+        previous = _previous_status(output_dir)
+        if previous in ("requeued", "running"):  # running: killed without a record of its end
             print(
-                f"ckpt_path=auto: the requeued attempt in {output_dir} ended before its first "
+                f"ckpt_path=auto: the {previous} attempt in {output_dir} ended before its first "
                 "checkpoint; starting from scratch",
                 flush=True,
             )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from hydra.core.config_loader import ConfigLoader
@@ -62,7 +61,8 @@ def check_required(cfg: DictConfig) -> None:
 
     Mandatory values (``???``) left unset, hardware values out of range (the ``base_hw`` schema
     catches typos and types at compose time; ranges are checked here), trainer numbers out of
-    range (:func:`check_trainer`), a ``pretrained`` file that is missing or required but not given.
+    range (:func:`check_trainer`), a ``pretrained`` checkpoint or run folder that is missing or
+    required but not given (:func:`check_pretrained`).
     """
     missing = sorted(OmegaConf.missing_keys(cfg))
     if missing:
@@ -77,14 +77,23 @@ def check_required(cfg: DictConfig) -> None:
         from imcompress.performance import performance_options  # imports torch
 
         performance_options(cfg.trainer)  # trainer.memory_format / trainer.compile values
-    pretrained = cfg.get("pretrained")
-    if cfg.get("require_pretrained") and not pretrained:
+    check_pretrained(cfg)
+
+
+def check_pretrained(cfg: DictConfig) -> None:
+    """``pretrained``: auto (the dense stage, imcompress.dense_stage), none (from scratch), or a
+    checkpoint file or run folder that exists; an explicit one where ``require_pretrained``."""
+    from imcompress.compression.pretrained import AUTO, pretrained_choice, resolve_checkpoint
+
+    choice = pretrained_choice(cfg.get("pretrained"))
+    if cfg.get("require_pretrained") and choice in (None, AUTO):
         raise ValueError(
-            "this experiment fine-tunes a dense model: pass pretrained=<path to a checkpoint of a "
-            "dense train.py run>, e.g. outputs/quickstart/runs/<time>/checkpoints/last.ckpt"
+            f"this experiment fine-tunes a given dense model, pretrained={cfg.get('pretrained')!r}"
+            " is not enough: pass pretrained=<checkpoint or run folder of a dense train.py run>, "
+            "e.g. outputs/quickstart/runs/<time>"
         )
-    if pretrained and not Path(str(pretrained)).expanduser().is_file():
-        raise FileNotFoundError(f"pretrained={pretrained!r}: no such checkpoint file")
+    if choice not in (None, AUTO):
+        resolve_checkpoint(choice, announce=False)  # a missing file, an unfinished run folder
 
 
 # Trainer numbers the pipeline depends on: name -> (what it accepts, predicate). ``None`` always

@@ -39,7 +39,8 @@ def run_estimate(cfg: DictConfig) -> float:
     model = build_model(cfg.model, int(data.channels), int(data.num_classes))
     if cfg.get("pretrained"):
         compression.load_pretrained(model, cfg.pretrained)
-    compressed = compression.apply_compression(model, cfg.get("compression"))
+    # costs only: data-aware options (whitened, activation) change values, not structure
+    compressed = compression.apply_compression(model, cfg.get("compression"), structure_only=True)
     compressed.apply_final_masks()  # gradual pruning starts dense: cost the final masks
     if compressed.layers:
         print(compression.format_compression_table(compressed), file=notes)

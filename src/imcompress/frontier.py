@@ -23,8 +23,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from imcompress import atomic
+from imcompress.run_folder import (
+    SUMMARY_FILE,
+    CorruptRecordError,
+    RefusedTargetError,
+    RunFolder,
+    build_compressed_model,
+    skipped_note,
+)
 from imcompress.sweep.pareto import pareto_front
 from imcompress.tables import Column, TableFormat, TextTable, count, significant
+from imcompress.vocabulary import FAMILY_LABELS, planned_label
 
 HW_PRESETS = ("imc64", "imc256")
 CONF = Path(__file__).resolve().parents[2] / "conf"
@@ -33,15 +43,7 @@ _UNIFORM = re.compile(r"^(?P<family>[a-z_0-9]+?)_k(?P<keep>[0-9.]+)_s(?P<seed>\d
 _PLANNED = re.compile(
     r"^planned_(?P<family>[a-z]+)_(?P<hw>imc\d+)_c(?P<ratio>[0-9.]+)_s(?P<seed>\d+)$"
 )
-FAMILY_NAMES = {
-    "lr": "LR",
-    "glr2": "GLR-2",
-    "glr4": "GLR-4",
-    "unstructured": "unstructured",
-    "channel": "channel",
-    "pattern": "pattern (array)",
-    "pattern_kernel": "pattern (kernel)",
-}
+FAMILY_NAMES = FAMILY_LABELS  # study job families (see imcompress.vocabulary)
 
 
 @dataclass
@@ -78,9 +80,8 @@ def parse_job_name(name: str) -> tuple[str, str, int]:
     """``glr2_k0.12_s1`` -> ``("GLR-2", "keep 0.12", 1)``; planned names likewise."""
     planned = _PLANNED.match(name)
     if planned:
-        family = "GLR" if planned["family"] == "glr" else planned["family"]
         return (
-            f"planned {family} ({planned['hw']})",
+            planned_label(planned["family"], planned["hw"]),
             f"cycles {planned['ratio']}x",
             int(planned["seed"]),
         )
@@ -217,15 +218,20 @@ class CostCache:
         self.file = file  # JSON kept between runs (rebuilding a ResNet-20 takes seconds)
         self._cache: dict[str, Any] = {}
         if file is not None and file.is_file():
-            self._cache = json.loads(file.read_text())
+            try:
+                self._cache = json.loads(file.read_text())
+            except ValueError as error:  # a cache is only a cache: start it over
+                print(
+                    f"warning: ignoring the unreadable cost cache {file} ({error})", file=sys.stderr
+                )
+            if not isinstance(self._cache, dict):
+                self._cache = {}
 
     def costs(self, job_dir: Path) -> tuple[dict[str, dict[str, float]], float, float | None]:
         """(hw -> {cycles, energy_uj}, parameters, weights kept in compressed convs)."""
-        from omegaconf import DictConfig, OmegaConf
+        from omegaconf import OmegaConf
 
-        cfg = OmegaConf.load(job_dir / ".hydra" / "config.yaml")
-        if not isinstance(cfg, DictConfig):
-            raise ValueError(f"{job_dir / '.hydra' / 'config.yaml'} is not a mapping")
+        cfg = RunFolder(job_dir).config()  # refuses a _target_ outside the allowed packages
         compression = cfg.get("compression")
         comp = OmegaConf.to_container(compression, resolve=True) if compression else None
         if isinstance(comp, dict) and comp.get("plan"):
@@ -246,7 +252,7 @@ class CostCache:
             )
             if self.file is not None:
                 self.file.parent.mkdir(parents=True, exist_ok=True)
-                self.file.write_text(json.dumps(self._cache))
+                atomic.write_json(self.file, self._cache, indent=None)
         costs, params, kept = self._cache[key]
         return costs, params, kept
 
@@ -261,16 +267,12 @@ class CostCache:
         import torch
         from omegaconf import OmegaConf
 
-        from imcompress import compression
         from imcompress.crossbar.extract import extract_layers
         from imcompress.crossbar.report import build_report
-        from imcompress.models.build import build_model
 
         torch.manual_seed(0)
-        model = build_model(OmegaConf.create(model_cfg), shape[0], classes)
-        if pretrained:
-            compression.load_pretrained(model, pretrained)
-        compressed = compression.apply_compression(model, OmegaConf.create(comp) if comp else None)
+        config = OmegaConf.create({"model": model_cfg, "compression": comp})
+        model, compressed = build_compressed_model(config, shape[0], classes, pretrained)
         compressed.apply_final_masks()
         summary = compressed.summary()
         params = float(
@@ -289,43 +291,42 @@ class CostCache:
         return costs, params, kept
 
 
-def _summary(job_dir: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads((job_dir / "summary.json").read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
 def load_study(study: Path, cache: CostCache | None = None) -> tuple[Point, list[Job], list[str]]:
-    """The dense reference, the completed jobs (costed) and ``name: reason`` for every skipped one."""
-    if not (study / DENSE / "summary.json").is_file():
-        raise FileNotFoundError(f"{study / DENSE / 'summary.json'}: not a frontier study folder")
+    """The dense reference, the completed jobs (costed) and ``name: reason`` for every skipped one
+    (not completed, a corrupt record, a refused config, a folder name that is not a study job)."""
+    dense_run = RunFolder(study / DENSE)
+    if not dense_run.has_summary:
+        raise FileNotFoundError(f"{study / DENSE / SUMMARY_FILE}: not a frontier study folder")
     cache = cache or CostCache(study)
-    dense_summary = _summary(study / DENSE) or {}
-    if dense_summary.get("status") != "completed":
+    if dense_run.status() != "completed":
         raise ValueError(f"{study / DENSE}: the dense job is not completed")
+    dense_acc = dense_run.metric("test/acc", required=True)
     cost, params, _ = cache.costs(study / DENSE)
-    dense = Point(
-        "dense", "", 1, float(dense_summary["metrics"]["test/acc"]), 0.0, None, params, 1.0, cost
-    )
+    dense = Point("dense", "", 1, float(dense_acc or 0.0), 0.0, None, params, 1.0, cost)
     jobs: list[Job] = []
     skipped: list[str] = []
     for job_dir in sorted(p for p in (study / "finetune").iterdir() if p.is_dir()):
-        summary = _summary(job_dir)
-        metrics = (summary or {}).get("metrics") or {}
-        if not summary or summary.get("status") != "completed" or "test/acc" not in metrics:
-            status = (summary or {}).get("status", "no summary.json")
-            skipped.append(f"{job_dir.name}: {status}")
+        try:
+            job = _load_job(RunFolder(job_dir), cache)
+        except (CorruptRecordError, RefusedTargetError, ValueError) as error:
+            skipped.append(str(error))
             continue
-        method, level, seed = parse_job_name(job_dir.name)
-        cost, params, kept = cache.costs(job_dir)
-        at_compression = metrics.get("val/acc_at_compression")
-        jobs.append(
-            Job(method, level, seed, float(metrics["test/acc"]),
-                None if at_compression is None else float(at_compression), params, kept, cost)
-        )  # fmt: skip
+        if isinstance(job, str):
+            skipped.append(f"{job_dir.name}: {job}")
+        else:
+            jobs.append(job)
     return dense, jobs, skipped
+
+
+def _load_job(run: RunFolder, cache: CostCache) -> Job | str:
+    """The costed job of ``run``, or why it is not shown (its status)."""
+    if run.status() != "completed":
+        return run.status() or f"no {SUMMARY_FILE}"
+    accuracy = run.metric("test/acc", required=True)
+    method, level, seed = parse_job_name(run.name)
+    cost, params, kept = cache.costs(run.path)
+    at_compression = run.metric("val/acc_at_compression")
+    return Job(method, level, seed, float(accuracy or 0.0), at_compression, params, kept, cost)
 
 
 # --- figures ---------------------------------------------------------------------------------
@@ -336,63 +337,53 @@ def _family(method: str) -> str:
 
 
 def write_figures(points: Sequence[Point], dense: Point, hw: str, out_dir: Path) -> list[Path]:
-    """Accuracy vs SDK cycles and vs SDK energy on ``hw``: one colour per method, front dashed."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    """Accuracy vs SDK cycles and vs SDK energy on ``hw``: one colour per method (the shared
+    palette of :mod:`imcompress.figures`), front dashed, dense on SDK on the same array as the
+    reference, error bars only where a point has >= 2 seeds."""
+    from imcompress import figures
 
-    from imcompress.sweep.plots import place_labels
-
-    out_dir.mkdir(parents=True, exist_ok=True)
     shown = [p for p in points if hw in p.cost and p is not dense]
     methods = sorted({p.method for p in shown})
-    palette = [
-        "tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown",
-        "tab:pink", "tab:olive", "tab:cyan", "black", "gold", "navy",
-    ]  # fmt: skip
-    colours = {m: palette[i % len(palette)] for i, m in enumerate(methods)}
+    colours = figures.method_colours(methods)
+    caption = figures.error_caption(p.seeds for p in shown)
     files = []
     for metric, label in (("cycles", "SDK cycles"), ("energy_uj", "SDK energy [µJ]")):
-        figure = Figure(figsize=(8.5, 6.0), layout="constrained")
-        FigureCanvasAgg(figure)
+        figure = figures.new_figure(8.5, 6.0)
         axes = figure.subplots()
         for method in methods:
             chosen = [p for p in shown if p.method == method]
             axes.errorbar(
                 [p.cost[hw][metric] for p in chosen], [p.acc for p in chosen],
-                yerr=[p.acc_std for p in chosen], fmt="s" if method.startswith("planned") else "o",
+                yerr=figures.error_bars([p.acc_std for p in chosen], [p.seeds for p in chosen]),
+                fmt="s" if method.startswith("planned") else "o",
                 color=colours[method], capsize=3, markersize=6, label=method, zorder=3,
             )  # fmt: skip
         everyone = [*shown, dense]
         front = pareto_front([p.cost[hw][metric] for p in everyone], [p.acc for p in everyone])
-        axes.step(
-            [everyone[i].cost[hw][metric] for i in front], [everyone[i].acc for i in front],
-            where="post", linestyle="--", color="black", linewidth=1, label="Pareto front", zorder=2,
-        )  # fmt: skip
-        axes.scatter(
-            [everyone[i].cost[hw][metric] for i in front], [everyone[i].acc for i in front],
-            s=150, facecolors="none", edgecolors="black", linewidths=1.2, zorder=4,
-        )  # fmt: skip
-        axes.axhline(dense.acc, color="grey", linestyle=":", label=f"dense acc {dense.acc:.4f}")
-        axes.axvline(dense.cost[hw][metric], color="grey", linestyle="-.", label="dense cost")
+        figures.draw_pareto(
+            axes, [everyone[i].cost[hw][metric] for i in front], [everyone[i].acc for i in front]
+        )
+        figures.draw_dense_reference(
+            axes, dense.acc, dense.cost[hw][metric], f"dense model on SDK ({hw})"
+        )
         axes.set_xlabel(f"{label} on {hw}")
-        axes.set_ylabel("test accuracy (mean ± std over seeds)")
-        axes.set_title(f"Fashion-MNIST ResNet-20, {hw}: test accuracy vs {label}")
+        axes.set_ylabel("test accuracy (mean over seeds)")
+        axes.set_title(f"Fashion-MNIST ResNet-20, {hw}: test accuracy vs {label} ({caption})")
         axes.grid(True, alpha=0.3)
-        figure.legend(loc="outside lower center", ncols=4, fontsize=8)
+        figures.legend_below(figure, axes, columns=4)
         figure.canvas.draw()
         labelled = [
             _Label(
                 p.cost[hw][metric],
                 p.acc,
-                p.acc_std,
+                p.acc_std if p.seeds >= 2 else 0.0,
                 p.level.replace("keep ", "k").replace("cycles ", "c"),
             )
             for p in shown
         ]
-        place_labels(figure, axes, labelled, fontsize=6.5)  # type: ignore[arg-type]
-        path = out_dir / f"frontier_fmnist_{hw}_{'cycles' if metric == 'cycles' else 'energy'}.png"
-        figure.savefig(path, dpi=110)
-        files.append(path)
+        figures.place_labels(figure, axes, labelled, fontsize=6.5)
+        name = f"frontier_fmnist_{hw}_{'cycles' if metric == 'cycles' else 'energy'}.png"
+        files.append(figures.save(figure, out_dir / name))
     return files
 
 
@@ -416,7 +407,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--figures", type=Path, help="folder for the PNGs")
     parser.add_argument("--cache", type=Path, help="JSON file keeping the costs between runs")
     args = parser.parse_args(argv)
-    dense, jobs, skipped = load_study(args.study, CostCache(args.study, file=args.cache))
+    try:
+        dense, jobs, skipped = load_study(args.study, CostCache(args.study, file=args.cache))
+    except (OSError, ValueError) as error:  # corrupt or refused dense job, not a study folder
+        print(f"frontier: {error}", file=sys.stderr)
+        return 2
     points = [*aggregate(jobs), dense]
     tables = []
     for hw in HW_PRESETS:
@@ -429,7 +424,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         file=sys.stderr,
     )
     if skipped:
-        print(f"skipped {len(skipped)} job(s): " + "; ".join(skipped), file=sys.stderr)
+        print(skipped_note(skipped), file=sys.stderr)
     if args.figures:
         for hw in HW_PRESETS:
             for path in write_figures(points, dense, hw, args.figures):

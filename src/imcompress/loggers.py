@@ -52,13 +52,26 @@ def run_identity(cfg: DictConfig) -> dict[str, Any]:
 
 
 class ResumableCSVLogger(CSVLogger):
-    """Lightning's CSV logger, except that a resumed job keeps the rows of its earlier attempts.
+    """Lightning's CSV logger, except that a resumed job keeps the rows of its earlier attempts,
+    and ``metrics.csv`` holds each step once.
 
     Lightning's writer deletes an existing ``metrics.csv`` when it starts; this one moves the file
     aside while the writer starts and back afterwards (byte for byte, line endings included; a
     kill in between leaves ``metrics.csv.resume``, which the next attempt puts back), then appends
-    (the header grows if new metrics appear). Only rank 0 writes.
+    (the header grows if new metrics appear). Rows that an earlier attempt logged at or after the
+    ``global_step`` of the checkpoint this attempt resumes from (``resume_ckpt``; 0 for a fresh
+    start) belong to work this attempt redoes: they move to ``metrics_superseded.csv`` (nothing
+    is lost), so every epoch appears once. Only rank 0 writes.
     """
+
+    def __init__(self, *args: Any, resume_ckpt: str | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        from imcompress.checkpoints import resume_step
+
+        # read now: this attempt's first epoch may overwrite the file (None: unreadable with
+        # weights_only, then no row is moved)
+        main = getattr(rank_zero_only, "rank", 0) == 0
+        self.resume_step = resume_step(resume_ckpt) if main else 0
 
     @property
     def experiment(self) -> Any:
@@ -71,15 +84,69 @@ class ResumableCSVLogger(CSVLogger):
         writer = super().experiment
         if kept.is_file():
             os.replace(kept, metrics_file)
+            if self.resume_step is not None:
+                supersede_rows(metrics_file, self.resume_step)
             with open(metrics_file, newline="") as handle:
                 header = next(csv.reader(handle), [])
             if header:
                 writer.metrics_keys = sorted(header)
         return writer
 
+    @rank_zero_only
+    def save(self) -> None:
+        """Write the buffered rows; a full disk is named as such (``DiskFullError``)."""
+        from imcompress.atomic import DiskFullError, is_disk_full
 
-def build_loggers(cfg: DictConfig, output_dir: Path) -> list[Logger]:
-    """Instantiate every non-null entry of ``cfg.logger`` (each needs a ``_target_``)."""
+        try:
+            super().save()
+        except OSError as error:
+            if is_disk_full(error):
+                raise DiskFullError(Path(self.log_dir) / "metrics.csv") from error
+            raise
+
+
+SUPERSEDED_FILE = "metrics_superseded.csv"
+
+
+def supersede_rows(metrics_file: Path, from_step: int) -> int:
+    """Move the rows of ``metrics_file`` whose ``step`` is ``>= from_step`` to
+    ``metrics_superseded.csv`` next to it (appended, with the header); the rows kept are left
+    byte for byte. Returns the number of rows moved."""
+    from imcompress.atomic import write_bytes
+
+    lines = metrics_file.read_bytes().splitlines(keepends=True)
+    if len(lines) < 2:
+        return 0
+    header = next(csv.reader([lines[0].decode()]))
+    if "step" not in header:
+        return 0
+    column = header.index("step")
+    kept: list[bytes] = [lines[0]]
+    moved: list[bytes] = []
+    for line in lines[1:]:
+        cells = next(csv.reader([line.decode()]), [])
+        step = cells[column] if len(cells) > column else ""
+        try:
+            late = step.strip() != "" and float(step) >= from_step
+        except ValueError:  # not a number: keep the row as it is
+            late = False
+        (moved if late else kept).append(line)
+    if not moved:
+        return 0
+    superseded = metrics_file.with_name(SUPERSEDED_FILE)
+    earlier = superseded.read_bytes() if superseded.is_file() else b""
+    block = b"".join(moved) if earlier.startswith(lines[0]) else lines[0] + b"".join(moved)
+    write_bytes(superseded, earlier + block)  # first: a kill in between duplicates, never loses
+    write_bytes(metrics_file, b"".join(kept))
+    return len(moved)
+
+
+def build_loggers(
+    cfg: DictConfig, output_dir: Path, resume_ckpt: str | None = None
+) -> list[Logger]:
+    """Instantiate every non-null entry of ``cfg.logger`` (each needs a ``_target_``); targets
+    that take ``job_cfg``, ``output_dir`` or ``resume_ckpt`` (the checkpoint this attempt
+    resumes from) get them."""
     loggers: list[Logger] = []
     for name, node in (cfg.get("logger") or {}).items():
         if node is None:
@@ -91,7 +158,7 @@ def build_loggers(cfg: DictConfig, output_dir: Path) -> list[Logger]:
             )
         target = hydra.utils.get_object(str(node._target_))
         parameters = inspect.signature(target).parameters
-        context = {"job_cfg": cfg, "output_dir": output_dir}
+        context = {"job_cfg": cfg, "output_dir": output_dir, "resume_ckpt": resume_ckpt}
         given = {key: value for key, value in context.items() if key in parameters}
         logger = hydra.utils.instantiate(node, _partial_=True)(**given)
         if not isinstance(logger, Logger):
@@ -205,7 +272,9 @@ def wandb_logger(
             resume="allow",
             log_model=bool(log_model) and run_mode == "online",
             config=OmegaConf.to_container(job_cfg, resolve=True),
-            settings=wandb.Settings(init_timeout=float(init_timeout_s)),
+            # quiet: no sampled run history and summary after our final table (it shows the
+            # same numbers); errors and warnings still print
+            settings=wandb.Settings(init_timeout=float(init_timeout_s), quiet=True),
         )
 
     logger = build(mode)

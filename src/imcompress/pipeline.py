@@ -15,6 +15,7 @@ hands :func:`run_steps` to :func:`run_task`, the task wrapper that owns the job'
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import signal
 import sys
@@ -29,16 +30,21 @@ from typing import Any
 import hydra
 import lightning.pytorch as pl
 import torch
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from imcompress import compression
+from imcompress import compression, dense_stage, recalibration
 from imcompress.analog import hooks as analog
 from imcompress.callbacks.pruning import PruningCallback
-from imcompress.checkpoints import AtomicCheckpointIO, resolve_ckpt_path
+from imcompress.checkpoints import (
+    AtomicCheckpointIO,
+    best_checkpoint_callback,
+    resolve_ckpt_path,
+    resume_step,
+)
 from imcompress.compression.result import CompressionResult
 from imcompress.config import check_required, config_essentials
 from imcompress.data import ImageDataModule
@@ -58,6 +64,7 @@ from imcompress.summary import (
     write_summary,
 )
 from imcompress.sweep.requeue import requeue_requested, resume_ckpt_path, trainer_requeue_overrides
+from imcompress.tested import tested_choice, tested_path, tested_record
 
 # Exit status of a job stopped by a signal: 128 + the signal number, as a shell reports it.
 EXIT_SIGINT = 128 + signal.SIGINT  # 130
@@ -114,6 +121,8 @@ def run_task(
         "slurm": slurm_job(),
     }
     previous = read_previous(output_dir) if main_process else None
+    if main_process:  # listed as running now, so that an attempt killed without a trace stays
+        _write_record(output_dir, merge_attempt(previous, summary)[0], raising=False)
     exit_code: int | None = None
     with _signals_recorded() as received:
         try:
@@ -135,7 +144,7 @@ def run_task(
             summary["wall_time_s"] = round(time.perf_counter() - started, 3)
             if main_process:
                 record, kept = merge_attempt(previous, summary)
-                write_summary(output_dir, record)
+                _write_record(output_dir, record, raising=summary["status"] == "completed")
                 if kept:
                     print(
                         f"{output_dir / 'summary.json'} keeps the completed run's results; this "
@@ -146,6 +155,22 @@ def run_task(
                     print_final(console, summary)
                     publish_run_summary(summary)
             _finish_wandb(0 if summary["status"] == "completed" else 1)
+
+
+def _write_record(output_dir: Path, record: dict[str, Any], raising: bool) -> None:
+    """``write_summary``; when that fails (a full disk), the record goes to stderr so it is not
+    lost, and the error is raised only with ``raising`` (else the attempt's own error wins)."""
+    try:
+        write_summary(output_dir, record)
+    except OSError as error:
+        print(
+            f"error: could not write {output_dir / 'summary.json'}: {error}; the record:\n"
+            + json.dumps(record, indent=2, default=str),
+            file=sys.stderr,
+            flush=True,
+        )
+        if raising:
+            raise
 
 
 def _outcome(error: BaseException, received: _SignalRecord) -> tuple[str, int | None]:
@@ -252,8 +277,10 @@ def run_steps(
     cfg: DictConfig, output_dir: Path, ckpt_path: str | None, summary: dict[str, Any]
 ) -> None:
     """The job's steps, filling ``summary`` as they go (see the module docstring)."""
+    recalibration.check_finetune(cfg)  # data-aware options and distillation need pretrained=
+    cfg = dense_stage.resolve_pretrained(cfg, summary)  # auto: the dense stage, trained once
     datamodule = build_data(cfg)
-    model, compressed = build_model_and_compression(cfg, datamodule)
+    model, compressed = build_model_and_compression(cfg, datamodule, ckpt_path)
     module = build_module(cfg, model, datamodule)
     job = Job(cfg, output_dir, ckpt_path, datamodule, model, compressed, module)
     build_trainer(job)  # converts the model to analog layers first when analog.train=true
@@ -267,10 +294,12 @@ def run_steps(
     _announce(job, parameters)
 
     at_compression = validate_after_compression(job)
+    start_step = resume_step(job.ckpt_path)  # before fit: the fit may overwrite last.ckpt
     summary["best"], fit_metrics = fit(job)
     assert job.trainer is not None
     summary["world_size"] = job.trainer.world_size
-    test_metrics = test(job, summary["best"])
+    summary["steps_trained"] = None if start_step is None else job.trainer.global_step - start_step
+    test_metrics, summary["tested"] = test(job)
     summary["metrics"] = {**at_compression, **fit_metrics, **test_metrics}
     summary["epochs"] = job.trainer.current_epoch
     summary["cost"] = _collect_cost(job.callbacks)
@@ -286,26 +315,49 @@ def build_data(cfg: DictConfig) -> ImageDataModule:
 
 
 def build_model_and_compression(
-    cfg: DictConfig, datamodule: ImageDataModule
+    cfg: DictConfig, datamodule: ImageDataModule, ckpt_path: str | None = None
 ) -> tuple[nn.Module, CompressionResult]:
-    """The network, with ``pretrained`` weights loaded and ``cfg.compression`` applied in place."""
+    """The network, with ``pretrained`` weights loaded and ``cfg.compression`` applied in place;
+    in a fresh run the data-aware options read calibration batches and the BatchNorm statistics
+    are re-estimated after compression (:mod:`imcompress.recalibration`)."""
+    recalibration.check_data_aware(cfg)
+    fresh = ckpt_path is None
     model = build_model(cfg.model, datamodule.channels, datamodule.num_classes)
     if cfg.get("pretrained"):
         compression.load_pretrained(model, cfg.pretrained)
         print(f"Loaded pretrained weights from {cfg.pretrained}", flush=True)
-    compressed = compression.apply_compression(model, cfg.get("compression"))
+    model.to(recalibration.compute_device(cfg))  # calibration on the accelerator, if any
+    data = recalibration.compression_data(cfg, datamodule, fresh, model)
+    compressed = compression.apply_compression(model, cfg.get("compression"), **data)
+    recalibration.recalibrate_after_compression(cfg, datamodule, model, compressed, fresh)
+    model.cpu()
     return model, compressed
 
 
 def build_module(
     cfg: DictConfig, model: nn.Module, datamodule: ImageDataModule
 ) -> ClassificationModule:
-    """The LightningModule: loss, metrics, optimizer and schedule around ``model``."""
+    """The LightningModule: loss, metrics, optimizer and schedule around ``model``; with
+    ``finetune.distill.alpha > 0`` the dense ``pretrained`` model is its teacher (rebuilt from
+    the file on every start, resume included: checkpoints never hold it)."""
+    alpha, temperature = recalibration.distill_settings(cfg)
+    teacher = None
+    if alpha > 0:
+        if not cfg.get("pretrained"):
+            raise ValueError(
+                f"finetune.distill.alpha={alpha} needs a dense pretrained model; compression="
+                f"{(cfg.get('compression') or {}).get('method', 'none')} runs without one"
+            )
+        teacher = build_model(cfg.model, datamodule.channels, datamodule.num_classes)
+        compression.load_pretrained(teacher, cfg.pretrained)
     return ClassificationModule(
         model,
         num_classes=datamodule.num_classes,
         optimizer=hydra.utils.instantiate(cfg.optimizer),
         scheduler=hydra.utils.instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
+        teacher=teacher,
+        distill_alpha=alpha,
+        distill_temperature=temperature,
     )
 
 
@@ -324,9 +376,13 @@ def build_callbacks(cfg: DictConfig) -> list[Callback]:
 def build_trainer(job: Job) -> pl.Trainer:
     """Callbacks (``cfg.callbacks`` and the compression method's own), loggers and the Trainer."""
     cfg = job.cfg
-    job.callbacks = [*build_callbacks(cfg), *PruningCallback.from_result(job.compressed)]
+    recalibrate = recalibration.gradual_recalibration(cfg, job.datamodule, job.compressed)
+    job.callbacks = [
+        *build_callbacks(cfg),
+        *PruningCallback.from_result(job.compressed, recalibrate),
+    ]
     job.callbacks = analog.prepare_job(cfg, job.model, job.compressed, job.callbacks)
-    job.loggers = build_loggers(cfg, job.output_dir)
+    job.loggers = build_loggers(cfg, job.output_dir, resume_ckpt=job.ckpt_path)
     job.trainer = hydra.utils.instantiate(
         trainer_config(cfg.trainer),  # without the memory_format / compile keys
         callbacks=job.callbacks,
@@ -393,44 +449,43 @@ def fit(job: Job) -> tuple[dict[str, Any], dict[str, Any]]:
     if "val/acc_best" not in metrics and restored_best is not None and restored_best.isfinite():
         # resumed from a checkpoint at max_epochs: no epoch ran, the best is the restored one
         metrics["val/acc_best"] = to_number(restored_best)
-    checkpoint = _model_checkpoint(job.callbacks)
+    checkpoint = best_checkpoint_callback(job.callbacks)
     score = checkpoint.best_model_score if checkpoint is not None else None
     best = {
         "val/acc": to_number(score) if score is not None else None,
         "checkpoint": checkpoint.best_model_path if checkpoint else None,
-        "tested": _tested_checkpoint(job),
+        "tested": _tested_checkpoint(job)[0],
     }
     return best, metrics
 
 
-def test(job: Job, best: dict[str, Any]) -> dict[str, Any]:
-    """``trainer.test`` on the best checkpoint (or the last one, see :func:`_tested_checkpoint`)."""
+def test(job: Job) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """``trainer.test`` on the checkpoint :func:`_tested_checkpoint` chooses; returns the
+    metrics and the ``tested`` record (that checkpoint, its epoch, its measured compression)."""
     trainer = job.trainer
     assert trainer is not None
     if not job.cfg.get("test_after_fit", True):
-        return {}
-    checkpoint = _model_checkpoint(job.callbacks)
-    path = checkpoint.best_model_path if checkpoint is not None else ""
-    if best["tested"] == "last" and checkpoint is not None:
-        path = checkpoint.last_model_path or path
+        return {}, None
+    choice, reason = _tested_checkpoint(job)
+    path = tested_path(job.callbacks, choice)
     results = trainer.test(
-        job.module, datamodule=job.datamodule, ckpt_path=path or None, verbose=False
+        job.module, datamodule=job.datamodule, ckpt_path=str(path) if path else None, verbose=False
     )
+    tested = {
+        **tested_record(path, job.output_dir, job.module.model, job.compressed),
+        "choice": choice if path is not None else "weights at the end of fit",
+        "reason": reason,
+    }
     metrics = {key: to_number(value) for key, value in (results[0] if results else {}).items()}
     # analog=quant|noisy|...: the tested weights on simulated crossbar tiles (docs/analog.md)
     metrics.update(analog.evaluate_after_test(job.cfg, job.module.model, job.datamodule, trainer))
-    return metrics
+    return metrics, tested
 
 
-def _tested_checkpoint(job: Job) -> str:
-    """``best`` or ``last``. A gradual pruning schedule makes earlier epochs less sparse: test
-    the final model, not the best-by-val/acc one, so the accuracy is that of the target sparsity."""
-    gradual = job.compressed.options.get("schedule") == "gradual"
-    return "last" if gradual or job.cfg.get("test_ckpt") == "last" else "best"
-
-
-def _model_checkpoint(callbacks: list[Callback]) -> ModelCheckpoint | None:
-    return next((cb for cb in callbacks if isinstance(cb, ModelCheckpoint)), None)
+def _tested_checkpoint(job: Job) -> tuple[str, str]:
+    """(``best`` | ``last``, why): see :mod:`imcompress.tested` (gradual pruning tests the
+    final weights, whose sparsity is the target)."""
+    return tested_choice(job.cfg, job.compressed)
 
 
 def _announce(job: Job, parameters: int) -> None:

@@ -1,5 +1,9 @@
 """One job per run folder: an exclusive ``flock`` on ``<run folder>/run.lock``.
 
+A multirun folder is locked the same way (``<sweep folder>/sweep.lock``, by the sweep report
+callback when the multirun starts), so an identical multirun started at the same moment is
+refused before any of its jobs writes into the folder.
+
 The lock is taken before anything is written into the folder (by the Hydra callback
 :class:`RunFolderLockCallback` for single runs, otherwise at the start of the training job) and
 held until the process exits. A second job on the same folder refuses at once, naming the
@@ -28,6 +32,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 LOCK_FILE = "run.lock"
+SWEEP_LOCK_FILE = "sweep.lock"  # a multirun folder: held by the process that launches its jobs
 # Environment variables that give a process its rank in a data-parallel job (Lightning's
 # subprocess launcher, torchrun, SLURM tasks).
 RANK_VARIABLES = ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID")
@@ -43,11 +48,13 @@ def is_worker_process(environ: Mapping[str, str] = os.environ) -> bool:
 
 
 class RunFolderLock:
-    """An exclusive, non-blocking ``flock`` on ``folder/run.lock`` holding ``{pid, host, started}``."""
+    """An exclusive, non-blocking ``flock`` on ``folder/run.lock`` (``sweep.lock`` for a
+    multirun folder) holding ``{pid, host, started}``."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, lock_file: str = LOCK_FILE, holder: str = "job") -> None:
         self.folder = Path(folder).resolve()
-        self.path = self.folder / LOCK_FILE
+        self.path = self.folder / lock_file
+        self.holder = holder  # what holds such a lock, for the refusal message
         self._fd: int | None = None
 
     @property
@@ -64,10 +71,11 @@ class RunFolderLock:
             holder = _describe(_read_record(fd))
             os.close(fd)
             if error.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                setting = "hydra.sweep.dir" if self.holder == "multirun" else "hydra.run.dir"
                 raise RunFolderBusyError(
-                    f"{self.folder} is in use by another job ({holder}; lock file {self.path}). "
-                    "Wait for it to end, or run in another folder (leave hydra.run.dir at its "
-                    "default)."
+                    f"{self.folder} is in use by another {self.holder} ({holder}; lock file "
+                    f"{self.path}). Wait for it to end, or run in another folder (leave "
+                    f"{setting} at its default). Nothing was written there."
                 ) from None
             if error.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
                 print(
@@ -114,6 +122,17 @@ def lock_run_folder(folder: Path) -> RunFolderLock | None:
     lock = _held.get(key)
     if lock is None or not lock.held:
         lock = RunFolderLock(key)
+        lock.acquire()
+        _held[key] = lock
+    return lock
+
+
+def lock_sweep_folder(folder: Path) -> RunFolderLock:
+    """Lock a multirun folder (``sweep.lock``) for this process, which launches its jobs."""
+    key = Path(folder).resolve() / SWEEP_LOCK_FILE
+    lock = _held.get(key)
+    if lock is None or not lock.held:
+        lock = RunFolderLock(Path(folder), SWEEP_LOCK_FILE, holder="multirun")
         lock.acquire()
         _held[key] = lock
     return lock

@@ -9,19 +9,18 @@ multirun over the same experiments and several ``hw`` presets). Jobs are matched
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from imcompress.crossbar.options import Method
+from imcompress.run_folder import SUMMARY_FILE, CorruptRecordError, RunFolder, skipped_note
 from imcompress.tables import Column, TableFormat, TextTable, count, render_all, significant
+from imcompress.vocabulary import is_pruning
 
-PRUNING = ("prune_unstructured", "prune_channel", "prune_pattern")
+COMPARED_COSTS = ("sdk/cycles", "sdk/energy_uj")  # the ratio table divides by these
 MAPPING_LABELS = {Method.im2col: "im2col", Method.sdk: "SDK", Method.vwsdk: "VW-SDK"}
 
 
@@ -40,45 +39,56 @@ class MethodRow:
         return statistics.fmean(self.accuracies) if self.accuracies else None
 
 
-def _experiment_of(job: Path) -> str | None:
-    overrides = job / ".hydra" / "overrides.yaml"
-    if not overrides.exists():
-        return None
-    for item in yaml.safe_load(overrides.read_text()) or []:
-        if str(item).startswith("experiment="):
-            return str(item).split("=", 1)[1].rsplit("/", 1)[-1]
-    return None
-
-
-def _summaries(folder: Path) -> list[tuple[Path, dict[str, Any]]]:
+def _completed(folder: Path, skipped: list[str]) -> list[RunFolder]:
+    """The completed job folders under ``folder``; corrupt ones are added to ``skipped``."""
     found = []
-    for path in sorted(folder.glob("*/summary.json")):
-        summary = json.loads(path.read_text())
-        if summary.get("status") == "completed":
-            found.append((path.parent, summary))
+    for path in sorted(p.parent for p in folder.glob(f"*/{SUMMARY_FILE}")):
+        run = RunFolder(path)
+        try:
+            if run.status() == "completed":
+                run.experiment()  # a corrupt overrides.yaml is found here, not halfway
+                found.append(run)
+        except CorruptRecordError as error:
+            skipped.append(str(error))
     return found
 
 
 def _effective_parameters(summary: dict[str, Any]) -> int | None:
     """Weights that remain: after factorization, or nonzero after pruning (masks count as zeros)."""
     after = (summary.get("compression") or {}).get("model_params_after")
-    return int(after) if after is not None else summary.get("parameters", {}).get("total")
+    return int(after) if after is not None else (summary.get("parameters") or {}).get("total")
 
 
-def collect(study_dir: Path) -> list[MethodRow]:
-    """Read every completed job of the study into one row per method (experiment)."""
+def collect(study_dir: Path, skipped: list[str] | None = None) -> list[MethodRow]:
+    """Read every completed job of the study into one row per method (experiment); jobs with a
+    corrupt record are left out and described in ``skipped``."""
+    skipped = [] if skipped is None else skipped
     rows: dict[str, MethodRow] = {}
-    for job, summary in _summaries(study_dir / "finetune"):
-        label = _experiment_of(job) or summary["config"]["compression"]
-        row = rows.setdefault(label, MethodRow(label, summary["config"]["compression"]))
-        row.accuracies.append(float(summary["metrics"]["test/acc"]))
-        row.parameters = _effective_parameters(summary)
-    for job, summary in _summaries(study_dir / "costs"):
-        label = _experiment_of(job) or summary["config"]["compression"]
-        row = rows.setdefault(label, MethodRow(label, summary["config"]["compression"]))
-        row.costs[str(summary["config"]["hw"])] = summary["cost"]
-        row.parameters = row.parameters or _effective_parameters(summary)
-    return sorted(rows.values(), key=lambda r: (r.compression in PRUNING, r.label))
+    for run in _completed(study_dir / "finetune", skipped):
+        try:
+            accuracy = run.metric("test/acc", required=True)
+        except CorruptRecordError as error:
+            skipped.append(str(error))
+            continue
+        row = _row_of(rows, run)
+        row.accuracies.append(float(accuracy))  # type: ignore[arg-type]
+        row.parameters = _effective_parameters(run.summary())
+    for run in _completed(study_dir / "costs", skipped):
+        cost = run.section("cost")
+        missing = [key for key in COMPARED_COSTS if not cost.get(key)]
+        if missing:
+            skipped.append(f"{run.path / SUMMARY_FILE}: no positive cost/{missing[0]}")
+            continue
+        row = _row_of(rows, run)
+        row.costs[str(run.section("config").get("hw"))] = cost
+        row.parameters = row.parameters or _effective_parameters(run.summary())
+    return sorted(rows.values(), key=lambda r: (is_pruning(r.compression), r.label))
+
+
+def _row_of(rows: dict[str, MethodRow], run: RunFolder) -> MethodRow:
+    compression = str(run.section("config").get("compression", "none"))
+    label = run.experiment() or compression
+    return rows.setdefault(label, MethodRow(label, compression))
 
 
 def _accuracy(row: MethodRow) -> str:
@@ -128,7 +138,7 @@ def cost_table(rows: list[MethodRow], hw: str) -> TextTable:
 def ratio_table(rows: list[MethodRow], hw: str) -> TextTable | None:
     """SDK speedup / energy saving / accuracy difference of each method against each pruning
     baseline on ``hw`` (None without a pruning baseline)."""
-    baselines = [row for row in rows if row.compression in PRUNING and hw in row.costs]
+    baselines = [row for row in rows if is_pruning(row.compression) and hw in row.costs]
     if not baselines:
         return None
     table = TextTable(
@@ -140,7 +150,7 @@ def ratio_table(rows: list[MethodRow], hw: str) -> TextTable | None:
         ),
     )
     for row in rows:
-        if hw not in row.costs or row.compression in PRUNING:
+        if hw not in row.costs or is_pruning(row.compression):
             continue
         cells: list[object] = [row.label]
         for base in baselines:
@@ -198,7 +208,10 @@ def main(argv: list[str] | None = None) -> int:
             f"{args.study_dir} is not a folder (expected a study folder with finetune/ and costs/)"
         )
         return 2
-    rows = collect(args.study_dir)
+    skipped: list[str] = []
+    rows = collect(args.study_dir, skipped)
+    if skipped:
+        print(skipped_note(skipped), file=sys.stderr)
     if not rows:
         print(f"no completed jobs under {args.study_dir}/finetune or {args.study_dir}/costs")
         return 1

@@ -22,6 +22,7 @@ def test_hardware_aware_training_then_evaluate(tmp_path: Path) -> None:
         "train.py",
         "experiment=smoke",
         "compression=prune_channel",
+        "pretrained=none",
         "logger=none",
         "analog=noisy",
         "analog.train=true",
@@ -45,6 +46,8 @@ def test_hardware_aware_training_then_evaluate(tmp_path: Path) -> None:
         "evaluate.py", f"ckpt={run}", "analog=noisy", *TINY, f"hydra.run.dir={out}", cwd=tmp_path
     )
     assert done.returncode == 0, done.stderr[-3000:]
+    assert f"summary: {out / 'summary.json'}" in done.stdout  # says where it wrote
+    assert "Could not import triton_utils" not in done.stdout + done.stderr
     result = json.loads((out / "summary.json").read_text())
     assert result["status"] == "completed"
     assert Path(result["checkpoint"]).parent == run / "checkpoints"
@@ -62,6 +65,7 @@ def test_study_evaluates_each_job_once_with_the_frontier_labels(
         "train.py",
         "experiment=smoke",
         "compression=glr",
+        "pretrained=none",
         "logger=none",
         f"hydra.run.dir={run}",
         cwd=tmp_path,

@@ -51,7 +51,7 @@ def test_loads_dense_checkpoint(dense_ckpt: tuple[Path, dict[str, torch.Tensor]]
 
 
 def test_missing_path(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match=r"pretrained checkpoint not found: .*nope\.ckpt"):
+    with pytest.raises(FileNotFoundError, match=r"pretrained='.*nope\.ckpt': no such checkpoint file or run folder"):
         load_pretrained(TinyResNet(), tmp_path / "nope.ckpt")
 
 

@@ -17,8 +17,8 @@ LAYER_COLUMNS = [
     "vwsdk window", "vwsdk cycles", "vwsdk energy %",
 ]  # fmt: skip
 TOTAL_COLUMNS = [
-    "mapping", "cycles", "latency (us)", "energy (uJ)", "arrays", "utilization", "speedup",
-    "energy ratio",
+    "mapping", "cycles", "latency (us)", "energy (uJ)", "arrays", "utilization",
+    "speedup vs dense", "energy vs dense", "speedup vs dense im2col", "energy vs dense im2col",
 ]  # fmt: skip
 
 
@@ -62,7 +62,8 @@ def test_markdown_has_the_columns_labels_and_the_naive_footnote(report) -> None:
     names = [row[0] for row in totals[2:]]
     assert names == [
         "im2col", "sdk", "vwsdk", "im2col_naive<sup>a</sup>", "sdk_naive<sup>a</sup>",
-        "vwsdk_naive<sup>a</sup>", "dense_im2col<sup>b</sup>",
+        "vwsdk_naive<sup>a</sup>", "dense_im2col<sup>b</sup>", "dense_sdk<sup>b</sup>",
+        "dense_vwsdk<sup>b</sup>",
     ]  # fmt: skip
     assert re.search(r"^<sup>a</sup> rows ending in _naive: .*mapped naively", text, re.M)
 
@@ -87,13 +88,18 @@ def test_csv_round_trips_the_totals(report) -> None:
     assert [row["layer"] for row in layers] == ["stem", "block_1", "grouped"]
     assert list(totals[0])[: len(TOTAL_COLUMNS)] == TOTAL_COLUMNS
     expected = report.totals()
-    for row in totals[:-1]:
+    for row in totals:
         name = row["mapping"]
+        base = name.removesuffix("_naive").removeprefix("dense_")
         assert float(row["cycles"]) == expected[f"{name}/cycles"]
         assert float(row["energy (uJ)"]) == expected[f"{name}/energy_uj"]  # full precision
-        assert float(row["speedup"]) == expected[f"{name}/speedup_vs_im2col"]
+        assert float(row["speedup vs dense im2col"]) == expected[f"{name}/speedup_vs_im2col"]
+        # the honest reference: the dense model on the same mapping and array
+        same = expected[f"dense_{base}/cycles"] / expected[f"{name}/cycles"]
+        assert float(row["speedup vs dense"]) == pytest.approx(same)
     assert "mapped naively" in totals[3]["note"] and totals[0]["note"] == ""
-    assert totals[-1]["mapping"] == "dense_im2col" and totals[-1]["arrays"] == ""
+    assert [row["mapping"] for row in totals[-3:]] == ["dense_im2col", "dense_sdk", "dense_vwsdk"]
+    assert float(totals[-2]["speedup vs dense"]) == 1.0 and totals[-2]["note"]
 
 
 def test_console_default_labels_low_rank_rows(report) -> None:

@@ -8,12 +8,14 @@ import numpy as np
 import pytest
 from torch import nn
 
+from imcompress.compression.options import parse_options
+from imcompress.compression.registry import get_method
 from imcompress.compression.selection import select_layers
 from imcompress.crossbar.batch import METRICS, concat_tables, cost_rows
 from imcompress.crossbar.config import HardwareConfig
 from imcompress.crossbar.extract import extract_layers
 from imcompress.crossbar.report import build_report
-from imcompress.planner.items import glr_items
+from imcompress.planner.items import PlanSpace
 from tests.planner.conftest import INPUT_SHAPE
 
 
@@ -22,7 +24,8 @@ def test_one_batched_call_equals_a_call_per_candidate(
     model: nn.Module, hw: HardwareConfig, mapping: str
 ) -> None:
     table = extract_layers(model, INPUT_SHAPE)
-    items = glr_items(table, select_layers(model), None)
+    space = PlanSpace(model, table, select_layers(model))
+    items = get_method("glr").plan_items(parse_options({"method": "glr"}), space)
     big = concat_tables([item.table for item in items])
     batched = cost_rows(big, hw, mapping)
     rng = np.random.default_rng(0)

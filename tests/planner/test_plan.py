@@ -16,12 +16,13 @@ from torch import nn
 from imcompress.compression import apply_compression, count_parameters
 from imcompress.compression.lowrank import LowRankConv2d
 from imcompress.compression.options import parse_options
+from imcompress.compression.plan_file import Plan, write_plan
 from imcompress.compression.selection import select_layers
 from imcompress.crossbar import estimate
+from imcompress.planner.config import Budget
 from imcompress.planner.knapsack import BudgetError, pareto
 from imcompress.planner.proxy import capture_inputs
 from imcompress.planner.search import (
-    Budget,
     PlanRequest,
     build_problem,
     make_plan,
@@ -33,28 +34,30 @@ PRUNING = ["prune_unstructured", "prune_channel", "prune_pattern"]
 GRID = [0.25, 0.5, 0.75, 0.9]
 
 
-def plan_for(model: nn.Module, hw: Any, method: str, budget: Budget, batches: Any, **kw: Any):
-    opts = parse_options({"method": method})
+def plan_for(
+    model: nn.Module, hw: Any, method: str | list[str], budget: Budget, batches: Any, **kw: Any
+) -> Plan:
+    methods = [method] if isinstance(method, str) else method
     targets = select_layers(model)
     inputs = capture_inputs(model, batches, targets) if batches is not None else None
     request = PlanRequest(
         model,
         INPUT_SHAPE,
         targets,
-        method,
-        opts,
+        {m: parse_options({"method": m}) for m in methods},
         hw,
         "sdk",
         inputs=inputs,
-        sparsity_grid=GRID,
+        sparsity_grid=tuple(GRID),
+        model_name="tiny",
         **kw,
     )
-    return make_plan(request, budget, model_name="tiny")
+    return make_plan(request, budget)
 
 
 def applied_costs(model: nn.Module, hw: Any, method: str, path: Path) -> dict[str, float]:
     applied = copy.deepcopy(model)
-    result = apply_compression(applied, {"method": method, "plan": str(path)})
+    result = apply_compression(applied, {"method": "plan", "plan": str(path)})
     result.apply_final_masks()  # what src/estimate.py does
     totals = estimate(applied, INPUT_SHAPE, hw, ["sdk"]).totals()
     return {
@@ -81,20 +84,17 @@ def test_plan_meets_budget_and_the_applied_plan_costs_exactly_the_prediction(
     tmp_path: Path, model: nn.Module, hw: Any, batches: Any, method: str, metric: str, ratio: float
 ) -> None:
     plan = plan_for(model, hw, method, Budget(metric, ratio=ratio), batches)
-    predicted = plan["predicted"]
-    assert (
-        predicted[metric] <= plan["budget"]["value"] == pytest.approx(ratio * plan["dense"][metric])
-    )
-    assert predicted[metric] < plan["dense"][metric]
-    path = tmp_path / "plan.yaml"
-    path.write_text(yaml.safe_dump(plan, sort_keys=False))
+    predicted = plan.predicted
+    assert predicted[metric] <= plan.budget["value"] == pytest.approx(ratio * plan.dense[metric])
+    assert predicted[metric] < plan.dense[metric]
+    path = write_plan(plan, tmp_path / "plan.yaml")
     reread = yaml.safe_load(path.read_text())
     measured = applied_costs(model, hw, method, path)
     for key, value in measured.items():
         assert reread["predicted"][key] == value, key  # exact, floats included
-    uniform = plan["uniform"]
+    uniform = plan.uniform
     if uniform is not None:  # the plan is never worse than the best single setting
-        assert uniform[metric] <= plan["budget"]["value"]
+        assert uniform[metric] <= plan.budget["value"]
         assert predicted["error"] <= uniform["error"] + 1e-9
 
 
@@ -106,7 +106,7 @@ def test_solver_agrees_with_brute_force_on_real_candidates(
     opts = parse_options({"method": "glr"})
     problem = build_problem(
         PlanRequest(
-            model, INPUT_SHAPE, targets, "glr", opts, hw, "sdk", inputs=inputs, groups=[1, 2]
+            model, INPUT_SHAPE, targets, {"glr": opts}, hw, "sdk", inputs=inputs, groups=[1, 2]
         )
     )
     gaps = []
@@ -135,10 +135,10 @@ def test_impossible_budget_reports_the_smallest_reachable_value(model: nn.Module
         plan_for(model, hw, "glr", Budget("cycles", value=10), None)
     smallest = error.value.minimum
     plan = plan_for(model, hw, "glr", Budget("cycles", value=smallest), None)
-    assert plan["predicted"]["cycles"] == pytest.approx(smallest)
+    assert plan.predicted["cycles"] == pytest.approx(smallest)
 
 
-def write_plan(tmp_path: Path, plan: dict[str, Any]) -> Path:
+def write_raw(tmp_path: Path, plan: dict[str, Any]) -> Path:
     path = tmp_path / "plan.yaml"
     path.write_text(yaml.safe_dump(plan, sort_keys=False))
     return path
@@ -147,37 +147,38 @@ def write_plan(tmp_path: Path, plan: dict[str, Any]) -> Path:
 def test_plans_that_do_not_match_the_model_are_refused_before_any_change(
     tmp_path: Path, model: nn.Module, hw: Any
 ) -> None:
-    plan = plan_for(model, hw, "glr", Budget("params", ratio=0.5), None)
+    plan = plan_for(model, hw, "glr", Budget("params", ratio=0.5), None).to_dict()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     first = next(iter(plan["layers"]))
     cases = {
         "renamed": ("layer9.conv1", "layer9.conv1: not a dense nn.Conv2d"),
         "shape": (first, "plan shape"),
         "group": (first, "does not divide"),
-        "rank": (first, "exceeds the per-group maximum"),
+        "rank": (first, "exceeds|valid"),
     }
     for case, (layer, message) in cases.items():
         bad = copy.deepcopy(plan)
+        bad["model_digest"] = ""  # reach the per-layer checks
         entry = bad["layers"][first]
         if case == "renamed":
             bad["layers"][layer] = bad["layers"].pop(first)
         elif case == "shape":
             entry["shape"] = [1, 2, 3, 3]
         elif case == "group":
-            entry.update(dense=False, group=3, rank=1)
+            entry.update(method="glr", groups=3, rank=1)
         else:
-            entry.update(dense=False, group=1, rank=10_000)
+            entry.update(method="glr", groups=1, rank=10_000)
         with pytest.raises(ValueError, match=message) as error:
-            apply_compression(model, {"method": "glr", "plan": str(write_plan(tmp_path, bad))})
+            apply_compression(model, {"method": "plan", "plan": str(write_raw(tmp_path, bad))})
         assert layer in str(error.value)
-    with pytest.raises(ValueError, match="use compression=glr"):
+    with pytest.raises(ValueError, match="use compression=plan"):
         apply_compression(
-            model, {"method": "prune_channel", "plan": str(write_plan(tmp_path, plan))}
+            model, {"method": "prune_channel", "plan": str(write_raw(tmp_path, plan))}
         )
     with pytest.raises(ValueError, match="is not a plan"):
-        apply_compression(model, {"method": "glr", "plan": str(write_plan(tmp_path, {"a": 1}))})
+        apply_compression(model, {"method": "plan", "plan": str(write_raw(tmp_path, {"a": 1}))})
     with pytest.raises(FileNotFoundError, match="no such plan file"):
-        apply_compression(model, {"method": "glr", "plan": str(tmp_path / "missing.yaml")})
+        apply_compression(model, {"method": "plan", "plan": str(tmp_path / "missing.yaml")})
     assert not any(isinstance(m, LowRankConv2d) for m in model.modules())
     after = model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)

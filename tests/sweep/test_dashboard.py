@@ -40,7 +40,7 @@ def test_workspace_spec_has_the_comparison_panels() -> None:
     assert {p["config"]["yAxis"] for p in scatters} == {"summary:test/acc"}
     assert [p["config"]["xAxis"] for p in scatters] == [
         f"summary:hw/{mapping}/{quantity}"
-        for quantity in ("speedup", "energy_uj")
+        for quantity in ("speedup_vs_dense", "speedup", "energy_uj")
         for mapping in ("im2col", "sdk", "vwsdk")
     ]
     (by_group,) = sections["Accuracy vs group"]
@@ -85,6 +85,7 @@ def test_mappings_and_accuracy_are_parameters() -> None:
     spec = workspace_spec(build_workspace("me", "p", accuracy="val/acc_best", mappings=["vwsdk"]))
     scatters = panels_by_section(spec)["Accuracy vs crossbar cost"]
     assert [(p["config"]["xAxis"], p["config"]["yAxis"]) for p in scatters] == [
+        ("summary:hw/vwsdk/speedup_vs_dense", "summary:val/acc_best"),
         ("summary:hw/vwsdk/speedup", "summary:val/acc_best"),
         ("summary:hw/vwsdk/energy_uj", "summary:val/acc_best"),
     ]
@@ -122,7 +123,7 @@ def test_dashboard_script(no_key: None, tmp_path: Path) -> None:
         timeout=300,
     )
     assert dry.returncode == 0, dry.stderr
-    assert "Accuracy vs crossbar cost: 6 panels" in dry.stdout
+    assert "Accuracy vs crossbar cost: 9 panels" in dry.stdout
     assert json.loads(spec_file.read_text())["project"] == "p"
     refused = subprocess.run(script, capture_output=True, text=True, timeout=300)
     assert refused.returncode == 1

@@ -11,7 +11,7 @@ from tests.conftest import run_script
 def test_failing_jobs_are_recorded_and_the_others_finish(tmp_path: Path) -> None:
     # Four jobs: one fine, one NaN loss (absurd learning rate), two invalid group counts.
     result = run_script(
-        "train.py", "experiment=smoke", "compression=glr", "logger=none", "-m", "group=1,3",
+        "train.py", "experiment=smoke", "compression=glr", "pretrained=none", "logger=none", "-m", "group=1,3",
         "optimizer.lr=0.05,1e38", cwd=tmp_path,
     )  # fmt: skip
     assert result.returncode != 0  # the multirun reports failure ...
@@ -39,7 +39,7 @@ def test_failing_jobs_are_recorded_and_the_others_finish(tmp_path: Path) -> None
 
 def test_submitit_local_launcher_runs_jobs_in_parallel_processes(tmp_path: Path) -> None:
     result = run_script(
-        "train.py", "experiment=smoke", "compression=glr", "logger=none", "-m", "group=2,3",
+        "train.py", "experiment=smoke", "compression=glr", "pretrained=none", "logger=none", "-m", "group=2,3",
         "hydra/launcher=submitit_local", cwd=tmp_path,
     )  # fmt: skip
     assert result.returncode != 0

@@ -85,10 +85,13 @@ def test_rerun_skips_completed_and_resumes_the_others(tmp_path: Path) -> None:
     assert _files_and_mtimes(sweep / "0") == untouched  # not rerun, not rewritten
     assert read_summary(sweep / "1")["status"] == "completed"
     assert read_summary(sweep / "1")["epochs"] == 2
-    # Resumed at epoch 1: the earlier rows are kept and only epoch 1 was trained again.
+    # Resumed at epoch 1: the epoch-0 rows are kept and only epoch 1 was trained again; the
+    # abandoned attempt's epoch-1 rows moved to metrics_superseded.csv (each epoch once).
     rows = _train_rows(sweep / "1")
-    assert rows[: len(trained_rows)] == trained_rows
-    assert rows[len(trained_rows) :] and {row[0] for row in rows[len(trained_rows) :]} == {"1"}
+    kept = [row for row in trained_rows if row[0] == "0"]
+    assert rows[: len(kept)] == kept
+    assert rows[len(kept) :] and {row[0] for row in rows[len(kept) :]} == {"1"}
+    assert len(rows) == len(trained_rows)
     with open(sweep / "sweep_summary.csv") as handle:
         rows = list(csv.DictReader(handle))
     assert [(row["job"], row["status"]) for row in rows] == [("0", "completed"), ("1", "completed")]

@@ -35,6 +35,7 @@ def test_group_sweep_runs_as_three_slurm_jobs(
         "train.py",
         "experiment=smoke",
         "compression=glr",
+        "pretrained=none",
         "-m",
         "group=1,2,4",
         "hydra/launcher=slurm",
@@ -90,7 +91,7 @@ def test_requeued_job_resumes_from_last_checkpoint(
     sweep = tmp_path / "sweep"
     epochs = 6
     command = [
-        sys.executable, str(ROOT / "src" / "train.py"), "experiment=smoke", "compression=glr", "-m", "group=2",
+        sys.executable, str(ROOT / "src" / "train.py"), "experiment=smoke", "compression=glr", "pretrained=none", "-m", "group=2",
         f"trainer.max_epochs={epochs}", "trainer.limit_train_batches=4", "hydra/launcher=slurm",
         f"hydra.sweep.dir={sweep}",
     ]  # fmt: skip
@@ -135,7 +136,7 @@ def test_failed_slurm_job_does_not_stop_the_others(
 ) -> None:
     monkeypatch.setenv("SLURM_CONF", str(local_slurm.conf))
     result = run_script(
-        "train.py", "experiment=smoke", "compression=glr", "logger=none", "-m", "group=2,3",
+        "train.py", "experiment=smoke", "compression=glr", "pretrained=none", "logger=none", "-m", "group=2,3",
         "hydra/launcher=slurm", cwd=tmp_path,
     )  # fmt: skip
     assert result.returncode != 0  # the user learns that a job failed
@@ -152,7 +153,14 @@ def test_bad_slurm_settings_fail_before_submitting(
     local_slurm: LocalCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SLURM_CONF", str(local_slurm.conf))
-    base = ("experiment=smoke", "compression=glr", "logger=none", "-m", "hydra/launcher=slurm")
+    base = (
+        "experiment=smoke",
+        "compression=glr",
+        "pretrained=none",
+        "logger=none",
+        "-m",
+        "hydra/launcher=slurm",
+    )
 
     partition = run_script(
         "train.py", *base, "group=1,2", "hydra.launcher.partition=nosuch", cwd=tmp_path

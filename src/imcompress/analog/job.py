@@ -1,13 +1,13 @@
 """The job behind ``src/evaluate.py``: analog accuracy of a trained checkpoint.
 
-It reads the run's ``.hydra/config.yaml`` next to the checkpoint, rebuilds model and
-compression exactly as the run did, loads the weights (``torch.load(weights_only=True)``), and
+It reads the run folder of the checkpoint through :class:`~imcompress.run_folder.RunFolder`
+(its ``.hydra/config.yaml`` checked: no ``_target_`` outside the project's classes), rebuilds
+model and compression exactly as the run did, loads the weights (tensors only, never code), and
 evaluates the ``analog`` preset with :func:`imcompress.analog.evaluation.evaluate_analog`.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,89 +15,60 @@ from typing import Any
 
 import hydra
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from torch import nn
 
-from imcompress import compression
 from imcompress.analog.schema import TileSettings, resolve_settings
 from imcompress.config import config_essentials
-from imcompress.models.build import build_model
+from imcompress.run_folder import RunFolder
 from imcompress.summary import git_commit, write_summary
 
 
 @dataclass
 class TrainedRun:
-    """A finished train.py run: its folder, resolved config, checkpoint and summary."""
+    """A finished train.py run: its folder, checked config, the checkpoint to evaluate, summary."""
 
-    run_dir: Path
+    folder: RunFolder
     config: DictConfig
     checkpoint: Path
     summary: dict[str, Any]
 
+    @property
+    def run_dir(self) -> Path:
+        return self.folder.path
+
 
 def find_run(ckpt: str | Path) -> TrainedRun:
     """The run of checkpoint ``ckpt``: a ``.ckpt`` file inside a run folder, or the run folder
-    itself (then the checkpoint that run tested: best or last, from its summary.json)."""
-    path = Path(ckpt).expanduser()
-    if not path.exists():
-        raise FileNotFoundError(f"ckpt={ckpt!r}: no such checkpoint file or run folder")
-    run_dir = path if path.is_dir() else path.parent
-    while not (run_dir / ".hydra" / "config.yaml").is_file():
-        if run_dir.parent == run_dir:
-            raise FileNotFoundError(
-                f"ckpt={ckpt!r}: no .hydra/config.yaml in its folder or any parent; evaluate.py "
-                "needs the train.py run folder to rebuild the model"
-            )
-        run_dir = run_dir.parent
-    summary_path = run_dir / "summary.json"
-    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
-    if path.is_dir():
-        best = (summary.get("best") or {}).get("checkpoint")
-        tested = (summary.get("best") or {}).get("tested", "best")
-        last = run_dir / "checkpoints" / "last.ckpt"
-        chosen = Path(best) if tested == "best" and best else last
-        if not chosen.is_absolute() and not chosen.is_file():
-            chosen = run_dir / "checkpoints" / chosen.name
-        if not chosen.is_file():
-            raise FileNotFoundError(f"ckpt={ckpt!r}: the run's checkpoint {chosen} is missing")
-        path = chosen
-    config = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
-    assert isinstance(config, DictConfig)
-    return TrainedRun(run_dir=run_dir, config=config, checkpoint=path, summary=summary)
+    itself (then the checkpoint that run tested, found inside the folder even after it moved).
 
-
-def load_weights(model: nn.Module, checkpoint: Path) -> None:
-    """Load a Lightning checkpoint's model weights strictly, without unpickling code."""
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    model.load_state_dict(compression.pretrained.extract_state_dict(state), strict=True)
+    Its saved config is checked first: a ``_target_`` outside the project's classes is refused
+    (:class:`~imcompress.run_folder.RefusedTargetError`) before anything is built or loaded."""
+    folder = RunFolder.containing(ckpt, option="ckpt")
+    config = folder.config()
+    given = Path(ckpt).expanduser()
+    checkpoint = folder.checkpoint("tested") if given.is_dir() else given.absolute()
+    return TrainedRun(folder, config, checkpoint, folder.summary())
 
 
 def rebuild_model(run: TrainedRun, channels: int, num_classes: int) -> nn.Module:
     """The run's model and compression (and analog layers for a hardware-aware run) with the
     checkpoint's weights and masks."""
-    cfg = run.config
-    model = build_model(cfg.model, channels, num_classes)
-    compression.apply_compression(model, cfg.get("compression"))
-    run_analog = cfg.get("analog")
-    if run_analog is not None and run_analog.get("enabled") and run_analog.get("train"):
-        from imcompress.analog.training import convert_for_training
-
-        model = convert_for_training(model, resolve_settings(run_analog, cfg.get("hw")))
-    load_weights(model, run.checkpoint)
-    return model
+    return run.folder.rebuild_model(channels, num_classes, run.checkpoint)
 
 
-def evaluate_run(
+def prepare_evaluation(
     run: TrainedRun, settings: TileSettings, paths: DictConfig | None = None
-) -> dict[str, Any]:
-    """Analog and digital test accuracy of ``run`` under ``settings`` (see evaluate_analog)."""
+) -> tuple[nn.Module, list[Any], list[torch.Tensor], int]:
+    """The rebuilt model of ``run``, its test batches, the calibration images (drawn with
+    ``settings.seed``) and the number of classes; ``paths``: the data folder as seen from this
+    job, not from the training job."""
     from imcompress.analog.data import normalized_batches
-    from imcompress.analog.evaluation import evaluate_analog
 
     cfg = run.config.copy()
     if paths is not None:
-        cfg.paths = paths  # the data folder as seen from this job, not from the training job
-    datamodule = hydra.utils.instantiate(cfg.data)
+        cfg.paths = paths
+    datamodule = hydra.utils.instantiate(cfg.data)  # a checked class (RunFolder.config)
     datamodule.prepare_data()
     model = rebuild_model(run, datamodule.channels, datamodule.num_classes)
     test = normalized_batches(datamodule, "test", samples=settings.test_samples)
@@ -109,7 +80,17 @@ def evaluate_run(
                 datamodule, "train", batches=settings.calibration_batches
             )
         ]
-    return evaluate_analog(model, settings, test, calibration, datamodule.num_classes)
+    return model, test, calibration, datamodule.num_classes
+
+
+def evaluate_run(
+    run: TrainedRun, settings: TileSettings, paths: DictConfig | None = None
+) -> dict[str, Any]:
+    """Analog and digital test accuracy of ``run`` under ``settings`` (see evaluate_analog)."""
+    from imcompress.analog.evaluation import evaluate_analog
+
+    model, test, calibration, num_classes = prepare_evaluation(run, settings, paths)
+    return evaluate_analog(model, settings, test, calibration, num_classes)
 
 
 def run_evaluate(cfg: DictConfig) -> float:

@@ -16,29 +16,41 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch: see docs/analog.md
 
 import argparse
-import csv
 import json
 import statistics
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
-import torch
-import yaml
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
+from imcompress import atomic
 from imcompress.analog.schema import TileSettings, resolve_settings
+from imcompress.run_folder import (
+    SUMMARY_FILE,
+    CorruptRecordError,
+    RefusedTargetError,
+    RunFolder,
+    skipped_note,
+)
+from imcompress.tables import Column, TableFormat, TextTable
 
 CONF_DIR = Path(__file__).resolve().parents[3] / "conf"
 
 
-def completed_jobs(study_dir: Path) -> list[Path]:
-    """Fine-tuning job folders of the study whose summary says ``completed``."""
+def completed_jobs(study_dir: Path, skipped: list[str] | None = None) -> list[Path]:
+    """Fine-tuning job folders of the study whose summary says ``completed``; a job with a
+    corrupt record is left out and described in ``skipped``."""
     jobs = []
-    for path in sorted((study_dir / "finetune").glob("*/summary.json")):
-        if json.loads(path.read_text()).get("status") == "completed":
-            jobs.append(path.parent)
+    for path in sorted(p.parent for p in (study_dir / "finetune").glob(f"*/{SUMMARY_FILE}")):
+        try:
+            if RunFolder(path).status() == "completed":
+                jobs.append(path)
+        except CorruptRecordError as error:
+            if skipped is not None:
+                skipped.append(str(error))
     return jobs
 
 
@@ -60,12 +72,9 @@ def job_labels(name: str, fallback: str) -> tuple[str, str]:
 def method_label(job: Path, summary: dict[str, Any]) -> str:
     """The method of a job: from its folder name (:func:`job_labels`), else the experiment name,
     else the compression method."""
-    overrides = job / ".hydra" / "overrides.yaml"
-    fallback = str(summary.get("config", {}).get("compression", job.name))
-    if overrides.is_file():
-        for item in yaml.safe_load(overrides.read_text()) or []:
-            if str(item).startswith("experiment="):
-                fallback = str(item).split("=", 1)[1].rsplit("/", 1)[-1]
+    fallback = RunFolder(job).experiment() or str(
+        (summary.get("config") or {}).get("compression", job.name)
+    )
     return job_labels(job.name, fallback)[0]
 
 
@@ -91,29 +100,19 @@ def compose_presets(names: list[str], overrides: list[str]) -> dict[str, DictCon
 
 def evaluate_job(job: Path, presets: dict[str, DictConfig]) -> dict[str, Any]:
     """Digital and analog accuracy of one job under every preset (one model load)."""
-    import hydra
-
-    from imcompress.analog.data import normalized_batches
     from imcompress.analog.evaluation import evaluate_analog
-    from imcompress.analog.job import find_run, rebuild_model
+    from imcompress.analog.job import find_run, prepare_evaluation
 
     run = find_run(job)
     summary = run.summary
     settings: dict[str, TileSettings] = {
         name: resolve_settings(node, run.config.get("hw")) for name, node in presets.items()
     }
-    first = next(iter(settings.values()))
-    cfg = run.config.copy()
-    cfg.paths.data_dir = os.environ.get("IMCOMPRESS_DATA_DIR", str(Path("data").resolve()))
-    datamodule = hydra.utils.instantiate(cfg.data)
-    datamodule.prepare_data()
-    model = rebuild_model(run, datamodule.channels, datamodule.num_classes)
-    test = normalized_batches(datamodule, "test", samples=first.test_samples)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(first.seed)
-        calibration = [
-            x for x, _ in normalized_batches(datamodule, "train", batches=first.calibration_batches)
-        ]
+    paths = run.config.paths.copy()
+    paths.data_dir = os.environ.get("IMCOMPRESS_DATA_DIR", str(Path("data").resolve()))
+    model, test, calibration, num_classes = prepare_evaluation(
+        run, next(iter(settings.values())), paths
+    )
     row: dict[str, Any] = {
         "job": job.name,
         "method": method_label(job, summary),
@@ -124,7 +123,7 @@ def evaluate_job(job: Path, presets: dict[str, DictConfig]) -> dict[str, Any]:
     }
     for name, tile in settings.items():
         started = time.perf_counter()
-        result = evaluate_analog(model, tile, test, calibration, datamodule.num_classes)
+        result = evaluate_analog(model, tile, test, calibration, num_classes)
         row["digital_acc"] = result["test/acc"]
         row["presets"][name] = {
             "acc": result["analog/test/acc"],
@@ -162,45 +161,50 @@ def table_rows(results: list[dict[str, Any]], presets: list[str]) -> list[dict[s
     return sorted(rows, key=lambda row: (row["method"], -row["kept"], row["job"]))
 
 
+def _percent(value: Any) -> str:
+    return f"{100 * value:.2f}" if isinstance(value, float) else str(value)
+
+
+def results_table(rows: list[dict[str, Any]]) -> TextTable:
+    """Every row of :func:`table_rows`; accuracies, stds and drops shown in % (raw in CSV)."""
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    table = TextTable(
+        [
+            Column(key, _percent if key.endswith(("_acc", "_std", "_drop")) else str, "l")
+            for key in columns
+        ],
+        [],
+        title="Accuracies, std over noise repeats and drops (digital - analog) in %",
+    )
+    for row in rows:
+        table.add([row.get(key, "") for key in columns])
+    return table
+
+
 def write_table(rows: list[dict[str, Any]], out_dir: Path) -> None:
-    """``analog_results.csv`` and a Markdown version (accuracies in %)."""
+    """``analog_results.csv`` (raw values) and ``analog_results.md`` (in %), atomically."""
     if not rows:
         return
-    columns = list(dict.fromkeys(key for row in rows for key in row))
-    with (out_dir / "analog_results.csv").open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    for row in rows:
-        cells = []
-        for key in columns:
-            value = row.get(key, "")
-            percent = key.endswith(("_acc", "_std", "_drop")) and isinstance(value, float)
-            cells.append(f"{100 * value:.2f}" if percent else str(value))
-        lines.append("| " + " | ".join(cells) + " |")
-    (out_dir / "analog_results.md").write_text(
-        "Accuracies, std over repeats and drops (digital - analog) in %.\n\n"
-        + "\n".join(lines)
-        + "\n"
-    )
+    table = results_table(rows)
+    for suffix, fmt in (("csv", TableFormat.csv), ("md", TableFormat.md)):
+        with atomic.atomic_open(out_dir / f"analog_results.{suffix}", "w", newline="") as handle:
+            handle.write(table.render(fmt).rstrip("\n") + "\n")
 
 
 def plot_drop(rows: list[dict[str, Any]], presets: list[str], path: Path) -> None:
     """Accuracy drop (digital - analog, %-points) against kept parameters, per method; one
-    panel per preset; error bars: std over noise repeats, averaged over seeds."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    panel per preset; error bars (std over noise repeats, averaged over seeds) only where the
+    repeats differ, and the title says so. Drawn with :mod:`imcompress.figures`."""
+    from imcompress import figures
 
     shown = [name for name in presets if any(f"{name}_drop" in row for row in rows)]
-    fig, axes = plt.subplots(1, len(shown), figsize=(5.5 * len(shown) + 2, 4.2), squeeze=False)
+    figure = figures.new_figure(5.5 * len(shown) + 2, 4.4)
+    axes = figure.subplots(1, len(shown), squeeze=False)[0]
     methods = sorted({row["method"] for row in rows})
-    palette = plt.get_cmap("tab20")  # one colour and marker per method (10+ methods)
-    colors = [palette(i) for i in range(20)]
+    colours = figures.method_colours(methods)
     markers = "osD^v<>ph*X"
-    for ax, name in zip(axes[0], shown, strict=True):
+    any_spread = False
+    for ax, name in zip(axes, shown, strict=True):
         for index, method in enumerate(methods):
             points: dict[float, list[tuple[float, float]]] = {}
             for row in rows:
@@ -213,25 +217,43 @@ def plot_drop(rows: list[dict[str, Any]], presets: list[str], path: Path) -> Non
             kept = sorted(points)
             drop = [100 * statistics.fmean(d for d, _ in points[k]) for k in kept]
             std = [100 * statistics.fmean(s for _, s in points[k]) for k in kept]
+            any_spread = any_spread or any(std)
             ax.errorbar(
                 kept,
                 drop,
-                yerr=std,
+                yerr=std if any(std) else None,
                 marker=markers[index % len(markers)],
-                color=colors[(2 * index) % 20 + (index // 10) % 2],
+                color=colours[method],
                 capsize=3,
                 label=method,
             )
-        ax.axhline(0.0, color="grey", linewidth=0.8)
+        ax.axhline(0.0, color=figures.REFERENCE_COLOUR, linewidth=0.8)
         ax.set_title(f"analog={name}")
         ax.set_xlabel("parameters kept in compressed layers (fraction)")
         ax.set_ylabel("accuracy drop, digital - analog [%-points]")
         ax.grid(alpha=0.3)
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="center right", fontsize=8, frameon=False)
-    fig.tight_layout(rect=(0, 0, 0.83, 1))
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
+    figure.suptitle(
+        "error bars: std over noise repeats (mean over seeds)"
+        if any_spread
+        else "one noise repeat (or no noise): no error bars",
+        fontsize=10,
+    )
+    figures.legend_below(figure, axes[0], columns=5)
+    figures.save(figure, path)
+
+
+def _saved_result(saved: Path) -> dict[str, Any] | None:
+    """A job's saved analog result; None when absent or unreadable (it is computed again)."""
+    try:
+        result = json.loads(saved.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as error:
+        print(
+            f"warning: {saved} is unreadable ({error}); evaluating that job again", file=sys.stderr
+        )
+        return None
+    return result if isinstance(result, dict) and isinstance(result.get("presets"), dict) else None
 
 
 def run_study(study_dir: Path, presets: list[str], overrides: list[str]) -> list[dict[str, Any]]:
@@ -240,18 +262,20 @@ def run_study(study_dir: Path, presets: list[str], overrides: list[str]) -> list
     out_dir.mkdir(parents=True, exist_ok=True)
     nodes = compose_presets(presets, overrides)
     results = []
-    for job in completed_jobs(study_dir):
+    skipped: list[str] = []
+    for job in completed_jobs(study_dir, skipped):
         saved = out_dir / f"{job.name}.json"
-        if saved.is_file():
-            result = json.loads(saved.read_text())
-            if set(presets) <= set(result["presets"]):
-                results.append(result)
-                continue
+        result = _saved_result(saved)
+        if result is not None and set(presets) <= set(result["presets"]):
+            results.append(result)
+            continue
         started = time.perf_counter()
-        result = evaluate_job(job, nodes)
-        temporary = saved.with_suffix(".json.tmp")
-        temporary.write_text(json.dumps(result, indent=2) + "\n")
-        temporary.replace(saved)
+        try:
+            result = evaluate_job(job, nodes)
+        except (CorruptRecordError, RefusedTargetError, FileNotFoundError) as error:
+            skipped.append(str(error))
+            continue
+        atomic.write_json(saved, result)
         results.append(result)
         drops = ", ".join(
             f"{name} {100 * entry['drop']:+.2f}" for name, entry in result["presets"].items()
@@ -261,6 +285,8 @@ def run_study(study_dir: Path, presets: list[str], overrides: list[str]) -> list
             f"({time.perf_counter() - started:.0f} s)",
             flush=True,
         )
+    if skipped:
+        print(skipped_note(skipped), file=sys.stderr, flush=True)
     rows = table_rows(results, presets)
     write_table(rows, out_dir)
     if rows:

@@ -9,13 +9,21 @@ schedule is resolved for ``trainer.max_epochs``, and at the start of every epoch
 (fraction of zero weights over the pruned layers) is logged at every epoch end. The pruner's
 extra state (current target, pattern set) is saved in the checkpoint's callback state; the
 masks themselves are ``*_mask`` buffers in the model's state dict.
+
+BatchNorm re-estimation (``compression.bn_recalibration_batches``): with a gradual schedule the
+model is compressed only at its final pruning step, so ``recalibrate`` (built by the pipeline:
+re-estimate the BatchNorm statistics on training batches) runs right after the masks reach the
+final target, before that epoch trains. A run resumed after that step does not repeat it (the
+checkpoint holds the statistics, and the restored target equals the final one).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from lightning.pytorch import Callback, LightningModule, Trainer
+from torch import nn
 
 from imcompress.compression import CompressionResult
 from imcompress.compression.pruning.base import MaskedPruner
@@ -25,18 +33,29 @@ from imcompress.compression.schedule import CubicSchedule, SparsitySchedule
 class PruningCallback(Callback):
     """Recompute ``pruner``'s masks on ``schedule`` and log ``compress/sparsity`` every epoch."""
 
-    def __init__(self, pruner: MaskedPruner, schedule: SparsitySchedule) -> None:
+    def __init__(
+        self,
+        pruner: MaskedPruner,
+        schedule: SparsitySchedule,
+        recalibrate: Callable[[nn.Module, int], None] | None = None,
+    ) -> None:
         super().__init__()
         self.pruner = pruner
         self.schedule = schedule
+        self.recalibrate = recalibrate  # (model, epoch): after the final pruning step
         self.ramp: CubicSchedule | None = None
 
     @classmethod
-    def from_result(cls, result: CompressionResult) -> list[PruningCallback]:
-        """The callbacks ``result`` needs during training: one for a mask method, else none."""
+    def from_result(
+        cls,
+        result: CompressionResult,
+        recalibrate: Callable[[nn.Module, int], None] | None = None,
+    ) -> list[PruningCallback]:
+        """The callbacks ``result`` needs during training: one for a mask method, else none.
+        ``recalibrate`` runs after a gradual schedule's final pruning step."""
         if result.pruner is None or result.schedule is None:
             return []
-        return [cls(result.pruner, result.schedule)]
+        return [cls(result.pruner, result.schedule, recalibrate)]
 
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self.ramp = self.schedule.resolve(trainer.max_epochs)
@@ -47,6 +66,9 @@ class PruningCallback(Callback):
         target = self.ramp.sparsity_at(trainer.current_epoch)
         if target is not None and target != self.pruner.current_target:
             self.pruner.prune_to(target)
+            if target == self.ramp.final and self.recalibrate is not None:
+                model = getattr(pl_module, "model", pl_module)
+                self.recalibrate(model, trainer.current_epoch)
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         metrics = {"compress/sparsity": self.pruner.sparsity(), **self.pruner.extra_metrics()}

@@ -5,6 +5,14 @@ A conv weight (OC, IC, K, K) is the matrix ``W = weight.flatten(1)`` with ``m = 
 channels (``group_dim="in"``: column blocks of ``IC/g`` channels) or along the output channels
 (``group_dim="out"``: row blocks of ``OC/g`` filters), and factorizes every block with the same
 rank ``k``: ``W_i ~ L_i R_i``.
+
+Two factorizations (``factorization`` option): ``svd`` minimises the weight error
+``||W_i - L_i R_i||_F`` (truncated SVD, Eckart-Young); ``whitened`` minimises the output error
+on calibration inputs ``X_i`` (im2col columns of the layer's input), ``||(W_i - L_i R_i) S||_F``
+with ``S S^T = X_i X_i^T + lambda I`` the damped input Gram (SVD-LLM, Wang et al. 2024,
+arXiv 2403.07378; ASVD, Yuan et al. 2023, arXiv 2312.05821). Its solution is the projection
+``U_k U_k^T W_i`` onto the top-k left singular vectors of ``W_i S``, i.e. the top-k
+eigenvectors of ``W_i (X_i X_i^T + lambda I) W_i^T``: no inverse of ``S`` is needed.
 """
 
 from __future__ import annotations
@@ -21,6 +29,13 @@ GroupDim = StrEnum("GroupDim", ["in", "out"])
 RankMode = StrEnum("RankMode", ["per_group", "total"])
 # Where the singular values go: L = U S^1/2, R = S^1/2 V^T | L = U S, R = V^T | L = U, R = S V^T.
 FactorSplit = StrEnum("FactorSplit", ["balanced", "left", "right"])
+# What the factors minimise: the weight error (svd) | the output error on calibration inputs.
+Factorization = StrEnum("Factorization", ["svd", "whitened"])
+
+# lambda of the damped Gram X X^T + lambda I, relative to the mean diagonal of X X^T (the
+# "percdamp" of GPTQ/SVD-LLM-style whitening): keeps the whitened factors full rank on inputs
+# that span fewer directions than the layer has columns, and pulls them toward plain SVD.
+WHITENING_DAMPING = 0.01
 
 
 def split_blocks(
@@ -130,3 +145,51 @@ def truncation_error(
         s = torch.linalg.svdvals(block)
         total += float((s[rank:] ** 2).sum())
     return math.sqrt(total)
+
+
+def damped_gram(gram: torch.Tensor, damping: float = WHITENING_DAMPING) -> torch.Tensor:
+    """``G + lambda I`` (float64) with ``lambda = damping * mean(diag G)`` (identity if G = 0)."""
+    g = gram.detach().double()
+    scale = float(g.diagonal().mean()) if g.numel() else 0.0
+    eye = torch.eye(g.shape[0], dtype=g.dtype, device=g.device)
+    if scale <= 0.0:
+        return eye
+    return g + damping * scale * eye
+
+
+def gram_blocks(
+    gram: torch.Tensor,
+    weight_shape: torch.Size | tuple[int, ...],
+    groups: int,
+    group_dim: GroupDim | str,
+) -> list[torch.Tensor]:
+    """The input Gram of every block of :func:`split_blocks`: the diagonal block of the group's
+    input columns (``in``) or the whole Gram (``out``: every group sees all inputs)."""
+    if group_dim == GroupDim["in"]:
+        cols = block_shape(weight_shape, groups, group_dim)[1]
+        return [gram[i * cols : (i + 1) * cols, i * cols : (i + 1) * cols] for i in range(groups)]
+    return [gram] * groups
+
+
+def whitened_basis(block: torch.Tensor, gram: torch.Tensor) -> torch.Tensor:
+    """Left singular vectors of ``W S`` (``S S^T`` = damped ``gram``), columns in decreasing
+    singular value order, at most ``min(m, n)`` of them (float64)."""
+    w = block.detach().double()
+    c = w @ damped_gram(gram).to(w.device) @ w.T
+    _, basis = torch.linalg.eigh((c + c.T) / 2)
+    return basis.flip(-1)[:, : min(w.shape)]
+
+
+def whitened_factors(
+    matrix: torch.Tensor,
+    gram: torch.Tensor,
+    rank: int,
+    factor_split: FactorSplit | str = "balanced",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rank-``rank`` factors ``(L, R)`` minimising ``||(matrix - L R) S||_F`` for the damped
+    input Gram ``gram = X X^T`` (n x n): ``L R = U_k U_k^T W``. ``factor_split`` spreads the
+    singular values of that product as in :func:`truncated_factors`; float64 inside."""
+    w = matrix.detach().double()
+    u = whitened_basis(w, gram)[:, :rank]
+    left, right = truncated_factors(u @ (u.T @ w), rank, factor_split)
+    return left.to(matrix.dtype), right.to(matrix.dtype)

@@ -12,9 +12,11 @@ from imcompress.compression.factorization import (
     FactorSplit,
     GroupDim,
     RankMode,
+    gram_blocks,
     resolve_rank,
     split_blocks,
     truncated_factors,
+    whitened_factors,
 )
 
 PaddingMode = Literal["zeros", "reflect", "replicate", "circular"]
@@ -103,8 +105,11 @@ class LowRankConv2d(nn.Module):
         group_dim: GroupDim | str = "in",
         rank_mode: RankMode | str = "per_group",
         factor_split: FactorSplit | str = "balanced",
+        gram: torch.Tensor | None = None,
     ) -> LowRankConv2d:
-        """Factorize ``conv`` by per-group truncated SVD of its weight.
+        """Factorize ``conv`` by per-group truncated SVD of its weight, or, given the Gram
+        ``X X^T`` of its im2col inputs (``gram``, n x n), by the whitened factorization that
+        minimises the output error on those inputs (:func:`whitened_factors`).
 
         ``rank``: int (per-group rank, or total rank with ``rank_mode="total"``) or float in
         (0, 1] (ratio of the full rank, see :func:`resolve_rank`).
@@ -134,20 +139,28 @@ class LowRankConv2d(nn.Module):
             device=weight.device,
             dtype=weight.dtype,
         )
-        module.load_factors(weight, factor_split)
+        module.load_factors(weight, factor_split, gram=gram)
         if conv.bias is not None and module.L.bias is not None:
             with torch.no_grad():
                 module.L.bias.copy_(conv.bias.detach())
         return module
 
     @torch.no_grad()
-    def load_factors(self, weight: torch.Tensor, factor_split: str = "balanced") -> None:
-        """Set ``R`` and ``L`` to the per-group rank-``rank`` SVD factors of ``weight``."""
+    def load_factors(
+        self, weight: torch.Tensor, factor_split: str = "balanced", gram: torch.Tensor | None = None
+    ) -> None:
+        """Set ``R`` and ``L`` to the per-group rank-``rank`` factors of ``weight``: truncated
+        SVD, or whitened by the input Gram ``gram`` (n x n) when it is given."""
         k, g = self.rank, self.groups
         kernel = self.R.weight.shape[2:]
+        blocks = split_blocks(weight, g, self.group_dim)
+        grams = gram_blocks(gram, weight.shape, g, self.group_dim) if gram is not None else None
         lefts, rights = [], []
-        for block in split_blocks(weight, g, self.group_dim):
-            left, right = truncated_factors(block, k, factor_split)
+        for i, block in enumerate(blocks):
+            if grams is None:
+                left, right = truncated_factors(block, k, factor_split)
+            else:
+                left, right = whitened_factors(block, grams[i], k, factor_split)
             lefts.append(left)
             rights.append(right)
         r_in = self.R.weight.shape[1]

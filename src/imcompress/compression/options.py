@@ -62,8 +62,17 @@ def parse_options(cfg: Any) -> CompressionConfig:
             f"valid: {sorted(known)}"
         )
     opts = method.schema(**_typed(method.schema, values))
+    check_common(opts)
     method.check(opts)
     return opts
+
+
+def check_common(opts: CompressionConfig) -> None:
+    """ValueError for a bad value of the fields every method has."""
+    for name, low in (("bn_recalibration_batches", 0), ("calibration_batches", 1)):
+        value = getattr(opts, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"compression.{name} must be an integer >= {low}, got {value!r}")
 
 
 def options_record(opts: CompressionConfig) -> dict[str, Any]:

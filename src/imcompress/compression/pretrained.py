@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import pickle
+import pickletools
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,39 +24,70 @@ class NotACheckpointError(ValueError):
     """A ``pretrained`` file that is not a checkpoint, or one that would need code to load."""
 
 
-def load_checkpoint_safely(file: Path) -> object:
+def load_checkpoint_safely(file: Path, option: str = "pretrained") -> object:
     """Load ``file`` with ``torch.load(weights_only=True)``: tensors and plain data only.
 
     A pickle that would import a function or class outside the allow-list (code execution, e.g.
     ``os.system``) is refused before anything in it runs; text, truncated or otherwise unreadable
-    files raise :class:`NotACheckpointError` naming the path.
+    files raise :class:`NotACheckpointError` naming ``option`` and the path. The messages never
+    suggest loading the file with fewer checks.
     """
     try:
         with torch.serialization.safe_globals(SAFE_CHECKPOINT_GLOBALS):
             return torch.load(file, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        reason = str(error).strip()
-        if "weights only load failed" in reason.lower():
-            detail = next(
-                (line.strip() for line in reason.splitlines() if "GLOBAL" in line.upper()),
-                "an object that is not plain data",
-            )
-            raise NotACheckpointError(
-                f"pretrained checkpoint {file} was refused: loading it would import code "
-                f"({detail}). Only checkpoints holding tensors and plain data are loaded "
-                "(torch.load weights_only=True); use a checkpoint written by src/train.py."
-            ) from None
-        raise _not_a_checkpoint(file, error) from None
     except Exception as error:  # garbage input fails anywhere in the unpickler (IndexError, ...)
-        raise _not_a_checkpoint(file, error) from None
+        imports = _GLOBAL.findall(str(error)) or _imports_in_pickle(file)
+        if imports:
+            raise NotACheckpointError(
+                f"{option}={file} refused: it would run code when loaded (it imports "
+                f"{', '.join(sorted(set(imports)))}). Only checkpoints holding tensors and plain "
+                "data are loaded; pass a checkpoint written by src/train.py."
+            ) from None
+        raise _not_a_checkpoint(file, error, option) from None
 
 
-def _not_a_checkpoint(file: Path, error: BaseException) -> NotACheckpointError:
-    reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+_GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
+_PUSHES_STRING = ("SHORT_BINUNICODE", "BINUNICODE", "UNICODE", "SHORT_BINSTRING", "BINSTRING")
+
+
+def _imports_in_pickle(file: Path) -> list[str]:
+    """The ``module.name`` globals a plain (non-zip) pickle would import, read with pickletools
+    (which parses opcodes and runs nothing); [] for anything else."""
+    found: list[str] = []
+    strings: list[str] = []
+    try:
+        with open(file, "rb") as handle:
+            if handle.read(1) != b"\x80":  # PROTO: a binary pickle (text is never scanned)
+                return []
+            handle.seek(0)
+            for opcode, argument, _ in pickletools.genops(handle):
+                if opcode.name in _PUSHES_STRING:
+                    strings.append(str(argument))
+                elif opcode.name in ("GLOBAL", "INST"):
+                    found.append(str(argument).replace(" ", "."))
+                elif opcode.name == "STACK_GLOBAL" and len(strings) >= 2:
+                    found.append(f"{strings[-2]}.{strings[-1]}")
+    except Exception:  # not a pickle, or one cut short: the opcodes read so far count
+        pass
+    return found
+
+
+def _reason(error: BaseException) -> str:
+    """The line of ``error`` that says what is wrong, without torch's advice to load the file
+    with fewer checks (``weights_only=False``)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    advice = ("weights only load failed", "weights_only", "please file", "check the documentation")
+    useful = [line for line in lines if not any(word in line.lower() for word in advice)]
+    useful = [line.removeprefix("WeightsUnpickler error:").strip() for line in useful]
+    return next((line for line in useful if line), type(error).__name__)
+
+
+def _not_a_checkpoint(file: Path, error: BaseException, option: str) -> NotACheckpointError:
+    reason = _reason(error)
     return NotACheckpointError(
-        f"pretrained={file} is not a PyTorch/Lightning checkpoint (it is truncated, corrupt or "
-        f"another kind of file: {type(error).__name__}: {reason}). Pass the .ckpt file of a dense "
-        "train.py run, e.g. outputs/quickstart/runs/<time>/checkpoints/last.ckpt"
+        f"{option}={file} is not a checkpoint: it is not a PyTorch/Lightning checkpoint (it is "
+        f"truncated, corrupt or another kind of file: {type(error).__name__}: {reason}). Pass the "
+        ".ckpt file of a train.py run, e.g. outputs/quickstart/runs/<time>/checkpoints/last.ckpt"
     )
 
 
@@ -83,18 +115,18 @@ def extract_state_dict(checkpoint: object) -> dict[str, torch.Tensor]:
 def load_pretrained(model: nn.Module, path: str | Path | None) -> nn.Module:
     """Load the dense checkpoint at ``path`` into ``model`` (strictly) and return ``model``.
 
-    ``path=None`` (config ``pretrained: null``) returns ``model`` unchanged.
+    ``path`` None or ``"none"`` (from scratch) returns ``model`` unchanged; a ``train.py`` run
+    folder stands for the checkpoint its test used (:func:`resolve_checkpoint`).
 
     Raises FileNotFoundError for a missing path, :class:`NotACheckpointError` for a file that is
     not a checkpoint or would run code when loaded, and ValueError naming the missing,
     unexpected and shape-mismatched keys when the checkpoint does not match the model. Call it before
     :func:`apply_compression` (the SVD init and pruning masks come from these weights).
     """
-    if path is None:
+    if pretrained_choice(path) is None:
         return model
-    file = Path(path).expanduser()
-    if not file.is_file():
-        raise FileNotFoundError(f"pretrained checkpoint not found: {file}")
+    assert path is not None
+    file = resolve_checkpoint(path)  # a run folder: the checkpoint its test used
     checkpoint = load_checkpoint_safely(file)
     state = extract_state_dict(checkpoint)
     own = model.state_dict()
@@ -119,3 +151,60 @@ def load_pretrained(model: nn.Module, path: str | Path | None) -> nn.Module:
         )
     model.load_state_dict(state)
     return model
+
+
+# Run folders ----------------------------------------------------------------------------------
+NO_PRETRAINED = ("", "none", "null")  # pretrained=none (or null): train from the random init
+AUTO = "auto"  # pretrained=auto: the dense stage of train.py (imcompress.dense_stage)
+_RUN_SUMMARY = "summary.json"
+
+
+def pretrained_choice(value: object) -> str | None:
+    """``pretrained`` as None (from scratch), ``"auto"`` or a path string."""
+    if value is None or str(value).strip().lower() in NO_PRETRAINED:
+        return None
+    return AUTO if str(value).strip().lower() == AUTO else str(value)
+
+
+def resolve_checkpoint(value: str | Path, key: str = "pretrained", announce: bool = True) -> Path:
+    """The checkpoint file that ``key=value`` names: a file as given, or for a ``train.py`` run
+    folder (or its ``checkpoints/``) the checkpoint its test used
+    (:meth:`imcompress.run_folder.RunFolder.checkpoint`; ``last.ckpt`` without a summary).
+
+    A run that has not completed, a multirun folder and a missing path are refused, naming the
+    key and the value. With ``announce``, prints which file a folder stands for.
+    """
+    from imcompress.run_folder import RunFolder
+
+    if str(value) == AUTO:
+        raise ValueError(
+            f"{key}=auto trains or reuses the dense stage of src/train.py only; here pass a "
+            "checkpoint file or a train.py run folder"
+        )
+    path = Path(value).expanduser()
+    if path.is_file():
+        return path
+    if not path.is_dir():
+        raise FileNotFoundError(
+            f"{key}={str(value)!r}: no such checkpoint file or run folder (pass a .ckpt file "
+            "of a train.py run or its run folder, e.g. outputs/quickstart/runs/<time>)"
+        )
+    if path.name == "checkpoints" and (path.parent / _RUN_SUMMARY).is_file():
+        path = path.parent
+    folder = RunFolder(path.absolute())
+    if not folder.has_summary:
+        jobs = sorted(p.parent.name for p in path.glob(f"*/{_RUN_SUMMARY}"))
+        if jobs:
+            raise ValueError(
+                f"{key}={str(value)!r} is a multirun folder ({len(jobs)} jobs); pass one job's "
+                f"folder, e.g. {key}={path / jobs[0]}"
+            )
+    elif folder.status() != "completed":
+        raise ValueError(
+            f"{key}={str(value)!r}: that run has not completed (summary.json status "
+            f"{folder.status()!r}); wait for it, or pass one of its checkpoint files"
+        )
+    chosen = folder.checkpoint("tested")
+    if announce:
+        print(f"{key}={value}: using {chosen} (the checkpoint that run tested)", flush=True)
+    return chosen

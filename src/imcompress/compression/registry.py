@@ -11,12 +11,17 @@ is one module there plus one YAML in ``conf/compression/`` (docs/adding-a-method
    :meth:`CompressionMethod.check` (checks that need no model);
 2. the layers are selected (``include``/``exclude``, for schemas with selection fields);
 3. :meth:`CompressionMethod.layer_settings` gives every selected layer its own settings, the
-   same for all layers from the config. **Per-layer plans hook in here**: a mapping of layer
-   names to settings may replace or restrict these before step 4;
+   same for all layers from the config. **Per-layer plans hook in here**: a plan file
+   (:mod:`imcompress.compression.plan`) gives each planned layer a method and that method's
+   settings (an instance of its :attr:`CompressionMethod.layer_type`), which then take steps 4
+   and 5 of that method, exactly as a uniform config's settings do;
 4. :meth:`CompressionMethod.check_layers` lists every layer that cannot take its settings; if
    any, one ValueError names them all and nothing is changed;
 5. :meth:`CompressionMethod.apply` converts the layers in place and returns a
    :class:`Conversion` (per-layer records; a pruner and its schedule for mask methods).
+
+The planner (:mod:`imcompress.planner`) asks each method for its per-layer candidates with
+:meth:`CompressionMethod.plan_items`; a method without that hook cannot be planned.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from torch import nn
@@ -31,9 +37,23 @@ from torch import nn
 from imcompress.compression.pruning.base import MaskedPruner
 from imcompress.compression.schedule import SparsitySchedule
 from imcompress.compression.schemas import CompressionConfig
+from imcompress.errors import ConfigError, group_problems
 
 if TYPE_CHECKING:
     from hydra.core.config_store import ConfigStore
+
+__all__ = [
+    "METHODS",
+    "CompressionMethod",
+    "Conversion",
+    "Targets",
+    "describe",
+    "get_method",
+    "plannable_methods",
+    "raise_problems",
+    "register_compression_schemas",
+    "register_method",
+]
 
 Targets = list[tuple[str, nn.Conv2d]]
 OptionsT = TypeVar("OptionsT", bound=CompressionConfig)
@@ -66,6 +86,10 @@ class CompressionMethod(ABC, Generic[OptionsT, SettingsT]):
     name: ClassVar[str]
     schema: ClassVar[type[CompressionConfig]]
     schema_name: ClassVar[str] = ""
+    #: the dataclass of one layer's settings (``SettingsT``); plan files hold its fields
+    layer_type: ClassVar[type | None] = None
+    #: options a plan depends on: recorded in the plan and checked when it is applied
+    plan_option_keys: ClassVar[tuple[str, ...]] = ()
 
     def check(self, opts: OptionsT) -> None:
         """Raise ValueError for option values that are wrong whatever the model."""
@@ -89,6 +113,27 @@ class CompressionMethod(ABC, Generic[OptionsT, SettingsT]):
         settings: Mapping[str, SettingsT],
     ) -> Conversion:
         """Convert ``targets`` of ``model`` in place (called only after ``check_layers`` passed)."""
+
+    def plan_items(self, opts: OptionsT, space: Any) -> list[Any]:
+        """Planner hook: the candidates of every target of ``space`` (a
+        :class:`imcompress.planner.items.PlanSpace`) as :class:`imcompress.planner.items.Item`
+        s, each candidate's settings an instance of :attr:`layer_type`, candidate 0 dense
+        (method ``none``). Build them with the helpers of :mod:`imcompress.planner.items`
+        (``weight_items`` for any method that changes weights in place)."""
+        raise ValueError(f"compression method {self.name!r} has no planner candidates")
+
+    def uniform_settings(
+        self, opts: OptionsT, shape: tuple[int, ...], grid: tuple[float, ...] = ()
+    ) -> list[tuple[dict[str, Any], SettingsT]]:
+        """Planner hook: the single settings a uniform config gives a layer of ``shape``,
+        each with its label (e.g. ``{"sparsity": 0.5}``); the plan reports the best one that
+        every layer can take within the budget. None by default."""
+        return []
+
+    def plan_options(self, opts: OptionsT) -> dict[str, Any]:
+        """The :attr:`plan_option_keys` of ``opts`` as plain values (recorded in a plan)."""
+        values = {key: getattr(opts, key) for key in self.plan_option_keys}
+        return {k: v.value if isinstance(v, Enum) else v for k, v in values.items()}
 
     @classmethod
     def config_name(cls) -> str:
@@ -117,6 +162,15 @@ def register_method(cls: MethodT) -> MethodT:
     return cls
 
 
+def plannable_methods() -> list[str]:
+    """Names of the registered methods that supply planner candidates."""
+    return sorted(
+        name
+        for name, method in METHODS.items()
+        if type(method).plan_items is not CompressionMethod.plan_items
+    )
+
+
 def get_method(name: object) -> CompressionMethod[Any, Any]:
     """The registered method ``name``; ValueError listing the registered ones."""
     method = METHODS.get(name) if isinstance(name, str) else None
@@ -140,10 +194,10 @@ def describe(conv: nn.Conv2d) -> str:
 
 
 def raise_problems(problems: list[str], method: str) -> None:
-    """One ValueError listing every problem (no-op when there is none)."""
-    if problems:
-        listing = "\n  ".join(problems)
-        raise ValueError(
-            f"compression={method}: invalid for {len(problems)} layer(s), "
-            f"nothing was changed:\n  {listing}"
-        )
+    """One ConfigError listing every problem, layers with the same one on one line (no-op if none)."""
+    lines = group_problems(problems)
+    if len(lines) == 1:
+        raise ConfigError(f"compression={method}: {lines[0]}; nothing was changed")
+    if lines:
+        listing = "\n  ".join(lines)
+        raise ConfigError(f"compression={method}: nothing was changed:\n  {listing}")

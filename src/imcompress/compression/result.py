@@ -43,11 +43,16 @@ class CompressionResult:
     model: nn.Module | None = field(default=None, repr=False)
     pruner: MaskedPruner | None = field(default=None, repr=False)
     schedule: SparsitySchedule | None = None
+    # BatchNorm re-estimation record, set by the training pipeline (imcompress.recalibration)
+    bn_recalibration: dict[str, Any] | None = None
 
     def refresh(self) -> None:
-        """Re-read the per-layer records from the live masks (pruning methods)."""
+        """Re-read the per-layer records of the pruned layers from the live masks (the other
+        layers of a plan that mixes methods keep their records)."""
         if self.pruner is not None:
-            self.layers = self.pruner.records()
+            live = {record["name"]: record for record in self.pruner.records()}
+            kept = [r for r in self.layers if r["name"] not in live]
+            self.layers = kept + list(live.values())
 
     def apply_final_masks(self) -> None:
         """Set pruning masks to the final target now (for cost estimates without training)."""
@@ -77,6 +82,8 @@ class CompressionResult:
             )
         if isinstance(self.pruner, PatternPruner):
             out["patterns"] = self.pruner.pattern_cells()
+        if self.bn_recalibration is not None:
+            out["bn_recalibration"] = dict(self.bn_recalibration)
         return out
 
 

@@ -20,6 +20,12 @@ class CompressionConfig:
     """The field every method has; alone it is ``method: none`` (model left unchanged)."""
 
     method: str = "none"  # a registered method name (imcompress.compression.registry)
+    # BatchNorm statistics re-estimated on this many training batches after compression
+    # (compression/batchnorm.py); 0 = off. Read by the training pipeline, not by the methods.
+    bn_recalibration_batches: int = 16
+    # training batches whose layer inputs feed the data-aware options (factorization=whitened,
+    # criterion=activation; compression/calibration.py)
+    calibration_batches: int = 8
 
 
 @dataclass

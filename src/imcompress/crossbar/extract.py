@@ -258,7 +258,7 @@ def _spec(entry: _Traced) -> LayerSpec:
             in_channels=module.in_features,
             out_channels=module.out_features,
         )
-        return _with_zero_structure(spec, weight)
+        return with_zero_structure(spec, weight)
     if not isinstance(module, nn.Conv2d):  # pragma: no cover - the tracer records only these
         raise TypeError(f"layer {entry.name!r}: unexpected {type(module).__name__}")
     spec = LayerSpec(
@@ -271,7 +271,7 @@ def _spec(entry: _Traced) -> LayerSpec:
         groups=module.groups,
         **_conv_geometry(entry.name, module),
     )
-    return _with_zero_structure(spec, _weights(module))
+    return with_zero_structure(spec, _weights(module))
 
 
 def _weights(module: nn.Module) -> npt.NDArray[Any]:
@@ -288,7 +288,7 @@ def _weights(module: nn.Module) -> npt.NDArray[Any]:
     return tensor.numpy()
 
 
-def _with_zero_structure(spec: LayerSpec, weights: npt.NDArray[Any]) -> LayerSpec:
+def with_zero_structure(spec: LayerSpec, weights: npt.NDArray[Any]) -> LayerSpec:
     """Fill in removed channels and, if kernels are partly zero, the per-channel patterns."""
     nonzero = int(np.count_nonzero(weights))
     if nonzero == weights.size:

@@ -41,6 +41,7 @@ from imcompress.crossbar.config import HardwareConfig
 from imcompress.crossbar.extract import extract_layers
 from imcompress.crossbar.table import LayerTable
 from imcompress.models.build import build_model
+from imcompress.tables import Column, TableFormat, TextTable
 
 CONF = Path(__file__).resolve().parents[3] / "conf"
 MODELS: dict[str, dict[str, Any]] = {
@@ -195,32 +196,37 @@ def comparison(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
+# Line style per family (marker and dash); colours come from imcompress.figures' palette.
+_STYLES = {"LR": "-o", "GLR-2": "-o", "GLR-4": "-o", "unstructured": "--s", "channel": "--s",
+           "pattern (kernel)": "--^", "pattern (array)": "--v"}  # fmt: skip
+
+
 def plot_model(points: list[dict[str, Any]], model: str, path: Path) -> Path:
-    """2 x 4 panels (cycles, energy vs weights per preset), ratios to the dense model."""
-    import matplotlib
+    """2 x 4 panels (cycles, energy vs weights per preset), ratios to the dense model on the
+    same mapping (SDK) and array. Drawn with :mod:`imcompress.figures` (one palette)."""
+    from imcompress import figures
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(2, len(HW_PRESETS), figsize=(4 * len(HW_PRESETS), 7), sharex=True)
-    styles = {"LR": "C0-o", "GLR-2": "C1-o", "GLR-4": "C2-o", "unstructured": "C3--s",
-              "channel": "C4--s", "pattern (kernel)": "C5--^", "pattern (array)": "C6--v"}  # fmt: skip
+    figure = figures.new_figure(4 * len(HW_PRESETS), 7.4)
+    axes = figure.subplots(2, len(HW_PRESETS), sharex=True, squeeze=False)
+    colours = figures.method_colours(_STYLES)
     for column, hw in enumerate(HW_PRESETS):
         here = [p for p in points if p["model"] == model and p["hw"] == hw]
         dense = next(p for p in here if p["method"] == "dense")
         for row, key in enumerate(("cycles", "energy_uj")):
             ax = axes[row, column]
-            for method, style in styles.items():
+            for method, style in _STYLES.items():
                 mine = sorted((p for p in here if p["method"] == method), key=lambda p: p["params"])
                 ax.plot(
                     [p["params"] for p in mine],
                     [p[key] / dense[key] for p in mine],
                     style,
+                    color=colours[method],
                     label=method,
                     markersize=3,
                     linewidth=1,
                 )
-            ax.axhline(1.0, color="k", linewidth=0.8, linestyle=":")
+            ax.axhline(1.0, color=figures.REFERENCE_COLOUR, linewidth=0.8, linestyle=":",
+                       label="dense model on SDK (same array)")  # fmt: skip
             ax.set_xscale("log")
             ax.set_yscale("log")
             ax.grid(True, which="both", alpha=0.3)
@@ -229,21 +235,27 @@ def plot_model(points: list[dict[str, Any]], model: str, path: Path) -> Path:
             if row == 1:
                 ax.set_xlabel("weights left in compressed layers / dense")
             if column == 0:
-                ax.set_ylabel(f"{'cycles' if key == 'cycles' else 'energy'} / dense")
-    axes[0, 0].legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+                ax.set_ylabel(f"{'cycles' if key == 'cycles' else 'energy'} / dense on SDK")
+    figure.suptitle("cost-only frontier (no training, one model per setting: no error bars)")
+    figures.legend_below(figure, axes[0, 0], columns=8)
+    return figures.save(figure, path)
 
 
-def markdown_table(rows: list[dict[str, Any]], level: float) -> str:
+def gains_table(rows: list[dict[str, Any]], level: float) -> TextTable:
     """Gains of the best LR/GLR over each pruning method at one weight level (pruning / ours)."""
-    lines = [
-        f"| model | array | {' | '.join(PRUNING)} |",
-        "|---|---|" + "---|" * len(PRUNING),
-    ]
+    table = TextTable(
+        [
+            Column("model", str, "l"),
+            Column("array", str, "l"),
+            *[Column(method, str) for method in PRUNING],
+        ],
+        [],
+        title=(
+            f"Weights = {level:g} of dense: cycles gain / energy gain of the best LR/GLR (SDK) "
+            "over each pruning method (pruning cost / low-rank cost at equal weights; > 1: low "
+            "rank is cheaper; -: the method does not reach that level)"
+        ),
+    )
     for model in dict.fromkeys(r["model"] for r in rows):
         for hw in HW_PRESETS:
             cells = []
@@ -253,8 +265,13 @@ def markdown_table(rows: list[dict[str, Any]], level: float) -> str:
                     if (r["model"], r["hw"], r["pruning"], r["weights"]) == (model, hw, method, level)
                 )  # fmt: skip
                 cells.append(f"{_fmt(row['cycles_gain'])} / {_fmt(row['energy_uj_gain'])}")
-            lines.append(f"| {model} | {hw} | {' | '.join(cells)} |")
-    return "\n".join(lines)
+            table.add([model, hw, *cells])
+    return table
+
+
+def markdown_table(rows: list[dict[str, Any]], level: float) -> str:
+    """:func:`gains_table` as Markdown (title first)."""
+    return gains_table(rows, level).render(TableFormat.md)
 
 
 def _fmt(value: float) -> str:
@@ -292,16 +309,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     write_csv(points, out / "frontier_points.csv")
     rows = comparison(points)
     write_csv(rows, out / "frontier_comparison.csv")
-    text = []
-    for level in PARAM_LEVELS:
-        text.append(
-            f"Weights = {level:g} of dense: cycles gain / energy gain of the best LR/GLR (SDK) "
-            "over each pruning method (pruning cost / low-rank cost at equal weights; > 1: low "
-            "rank is cheaper; -: the method does not reach that level)\n"
-        )
-        text.append(markdown_table(rows, level) + "\n")
-    (out / "frontier_tables.md").write_text("\n".join(text))
-    print("\n".join(text))
+    text = "\n\n".join(markdown_table(rows, level) for level in PARAM_LEVELS)
+    (out / "frontier_tables.md").write_text(text + "\n")
+    print(text)
 
 
 if __name__ == "__main__":

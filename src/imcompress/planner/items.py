@@ -1,19 +1,26 @@
-"""Candidates per layer: every (group, rank) and "dense" for GLR, a sparsity grid for pruning.
+"""Candidates per layer, as the knapsack sees them: rows of the layer table, damage, params.
 
-An :class:`Item` is what the knapsack chooses one candidate for: one target conv, or for
-channel pruning with ``couple_next`` a group of convs whose costs depend on each other (a
-pruned output channel also removes the next conv's input rows). Each candidate is a block of
-rows of a :class:`~imcompress.crossbar.table.LayerTable` (one row per layer of the item) that
-the extractor would produce for the compressed model, so costing the rows with the estimator
-gives exactly the costs of the applied plan.
+A method supplies its candidates through the registry
+(:meth:`imcompress.compression.registry.CompressionMethod.plan_items`), built with the helpers
+here, which name no method: :func:`lowrank_items` (factor pairs of every group count and
+rank), :func:`mask_items` (masks at a grid of levels, coupled layers as one item) and
+:func:`weight_items` (any per-layer replacement weight of the same shape). Every candidate is
+a ``(method, settings)`` choice per target, ``settings`` an instance of the method's
+``layer_type``; ``("none", None)`` keeps the conv dense and is candidate 0 of every item.
+
+An :class:`Item` is what the knapsack chooses one candidate for: one target conv, or convs
+whose costs depend on each other (a pruned output channel also removes the next conv's input
+rows). Each candidate is a block of rows of a :class:`~imcompress.crossbar.table.LayerTable`
+(one row per layer of the item) that the extractor would produce for the compressed model, so
+costing the rows with the estimator gives exactly the costs of the applied plan.
 """
 
 from __future__ import annotations
 
-import copy
 import itertools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -21,22 +28,53 @@ import torch
 from torch import nn
 
 from imcompress.compression.factorization import max_rank
-from imcompress.compression.plan import planned_pruner
-from imcompress.compression.pruning.base import effective
+from imcompress.compression.pruning.base import ParamKey, effective
 from imcompress.crossbar.batch import (
     concat_tables,
     lowrank_columns,
     repeat_rows,
     table_from_columns,
 )
-from imcompress.crossbar.extract import _with_zero_structure
+from imcompress.crossbar.extract import with_zero_structure
 from imcompress.crossbar.table import LayerSpec, LayerTable
 from imcompress.planner.proxy import lowrank_errors, mask_error
+
+__all__ = [
+    "DENSE",
+    "Choice",
+    "Item",
+    "PlanSpace",
+    "lowrank_items",
+    "mask_items",
+    "merge_items",
+    "replacement_error",
+    "row_of",
+    "sensitivity_weights",
+    "weight_items",
+]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 Targets = list[tuple[str, nn.Conv2d]]
+Choice = tuple[str, Any]  # (method name, that method's per-layer settings)
+DENSE: Choice = ("none", None)
+#: level -> target -> {(module, parameter): mask} the target puts on the model at that level
+MaskFn = Callable[[float], dict[str, dict[ParamKey, torch.Tensor]]]
 MAX_COMPONENT_CANDIDATES = 20000
+
+
+@dataclass(frozen=True)
+class PlanSpace:
+    """What a method builds its candidates from: the (dense) model, its layer table, the
+    targets, the proxy's calibration inputs per target (None: weight error) and the
+    planner's search options."""
+
+    model: nn.Module
+    table: LayerTable
+    targets: Targets
+    inputs: dict[str, torch.Tensor] | None = None
+    groups: list[int] | None = None  # group counts a grouped method may use (None: all)
+    sparsity_grid: tuple[float, ...] = ()  # levels a mask method may use (0 is added)
 
 
 @dataclass
@@ -44,26 +82,27 @@ class Item:
     """Candidates of one knapsack item.
 
     ``rows``: positions in the model's layer table that the item replaces; ``table``: the
-    candidate rows, candidate-major (``len(rows)`` rows per candidate). ``settings[c]`` maps
-    every target name of the item to its plan entry (``{"rank", "group"}``, ``{"dense": True}``
-    or ``{"sparsity"}``). ``errors[c, t]``: relative error of target ``t``; ``params[c]``: the
-    parameters the candidate leaves in the item's layers (plus coupled BatchNorms).
+    candidate rows, candidate-major (``len(rows)`` rows per candidate). ``choices[c]`` maps
+    every target of the item to its ``(method, settings)``; candidate 0 is dense.
+    ``errors[c, t]``: relative error of target ``t``; ``params[c]``: the parameters the
+    candidate leaves in the item's layers (plus coupled parameters such as BatchNorms).
     """
 
     targets: tuple[str, ...]
     rows: tuple[int, ...]
     table: LayerTable
-    settings: list[dict[str, dict[str, Any]]]
+    choices: list[dict[str, Choice]]
     errors: FloatArray
     params: IntArray
     costs: dict[str, FloatArray] = field(default_factory=dict)
     row_costs: dict[str, FloatArray] = field(default_factory=dict)
 
     def __len__(self) -> int:
-        return len(self.settings)
+        return len(self.choices)
 
 
-def _row_of(table: LayerTable, name: str) -> int:
+def row_of(table: LayerTable, name: str) -> int:
+    """Position of layer ``name`` in ``table`` (ValueError if absent)."""
     try:
         return table.name.index(name)
     except ValueError:
@@ -74,49 +113,53 @@ def _bias(conv: nn.Conv2d) -> int:
     return conv.bias.numel() if conv.bias is not None else 0
 
 
-def glr_items(
-    table: LayerTable,
-    targets: Targets,
-    inputs: dict[str, torch.Tensor] | None,
-    group_dim: str = "in",
-    groups: list[int] | None = None,
+def lowrank_items(
+    space: PlanSpace,
+    method: str,
+    group_dim: str,
+    settings: Callable[[int, int], Any],
+    factorization: str = "svd",
 ) -> list[Item]:
     """One item per target: dense, and every per-group rank 1..max for every group count that
-    divides the channels (``groups``: restrict to these counts; 1 = plain low rank)."""
+    divides the split channels (``space.groups``: only these counts). ``settings(rank,
+    groups)`` is the method's per-layer settings of one candidate; the errors are those of
+    ``factorization`` (svd | whitened, which needs the space's calibration inputs)."""
     items = []
-    for name, conv in targets:
-        row = _row_of(table, name)
+    for name, conv in space.targets:
+        row = row_of(space.table, name)
         shape = tuple(conv.weight.shape)
         split = conv.in_channels if group_dim == "in" else conv.out_channels
         counts = [g for g in range(1, split + 1) if split % g == 0]
-        if groups:
-            counts = [g for g in counts if g in groups]
+        if space.groups:
+            counts = [g for g in counts if g in space.groups]
         cand_groups, cand_ranks, errors = [0], [0], [np.zeros(1)]
         for g in counts:
             top = max_rank(shape, g, group_dim)
             cand_groups += [g] * top
             cand_ranks += list(range(1, top + 1))
             errors.append(
-                lowrank_errors(conv.weight, g, group_dim, None if inputs is None else inputs[name])
+                lowrank_errors(conv.weight, g, group_dim, _inputs(space, name), factorization)
             )
         g_arr = np.asarray(cand_groups[1:], dtype=np.int64)
         k_arr = np.asarray(cand_ranks[1:], dtype=np.int64)
-        pairs = lowrank_columns(repeat_rows(table, [row] * g_arr.size), g_arr, k_arr, group_dim)
-        rows = concat_tables([table.select([row]), table_from_columns(pairs)])
+        pairs = lowrank_columns(
+            repeat_rows(space.table, [row] * g_arr.size), g_arr, k_arr, group_dim
+        )
+        rows = concat_tables([space.table.select([row]), table_from_columns(pairs)])
         bias = _bias(conv)
         params = np.concatenate(
             [[conv.weight.numel() + bias], rows.nonzero_weights[1:] + bias]
         ).astype(np.int64)
-        settings: list[dict[str, dict[str, Any]]] = [{name: {"dense": True}}]
-        settings += [
-            {name: {"rank": int(k), "group": int(g)}} for g, k in zip(g_arr, k_arr, strict=True)
+        choices: list[dict[str, Choice]] = [{name: DENSE}]
+        choices += [
+            {name: (method, settings(int(k), int(g)))} for g, k in zip(g_arr, k_arr, strict=True)
         ]
         items.append(
             Item(
                 targets=(name,),
                 rows=(row,),
                 table=rows,
-                settings=settings,
+                choices=choices,
                 errors=np.concatenate(errors)[:, None],
                 params=params,
             )
@@ -124,92 +167,157 @@ def glr_items(
     return items
 
 
-def prune_items(
-    model: nn.Module,
-    table: LayerTable,
-    targets: Targets,
-    opts: Any,
-    grid: list[float],
-    inputs: dict[str, torch.Tensor] | None,
+def replacement_error(
+    weight: torch.Tensor, new: torch.Tensor, inputs: torch.Tensor | None
+) -> float:
+    """Relative error of replacing ``weight`` by ``new`` (output error with inputs, else
+    weight error): ``mask_error`` for a weight that is not a masked copy."""
+    w = weight.detach().double().flatten(1)
+    diff = w - new.detach().double().flatten(1)
+    if inputs is None:
+        return float(diff.pow(2).sum()) / (float(w.pow(2).sum()) or 1.0)
+    x = inputs.double()
+    return float((diff @ x).pow(2).sum()) / (float((w @ x).pow(2).sum()) or 1.0)
+
+
+def weight_items(
+    space: PlanSpace, method: str, candidates: dict[str, list[tuple[Any, torch.Tensor]]]
 ) -> list[Item]:
-    """Items of a pruning method: masks from the method's own criterion at every grid sparsity
-    (0 = dense); channel pruning with ``couple_next`` groups coupled convs into one item."""
-    work = copy.deepcopy(model)
-    names = [name for name, _ in targets]
-    work_targets = [(n, cast(nn.Conv2d, work.get_submodule(n))) for n in names]
-    pruner = planned_pruner(work, work_targets, opts, {n: 0.0 for n in names})
-    modules = {id(m): n for n, m in work.named_modules()}
-    grid = sorted({0.0, *(float(s) for s in grid)})
-    method = opts.method
-    # per target and sparsity: the target's own weight mask (and for channels the kept outputs)
-    own: dict[str, list[torch.Tensor]] = {n: [] for n in names}
-    keep: dict[str, list[torch.Tensor]] = {n: [] for n in names}
-    for s in grid:  # the same per-layer criterion that applies a plan (compression/plan.py)
-        pruner.planned = {n: s for n in names}
-        if method == "prune_channel":
-            kept = pruner.channel_masks(s)
-            for n, conv in work_targets:
-                keep[n].append(kept[n])
-                own[n].append(torch.ones_like(conv.weight) * kept[n][:, None, None, None])
-        else:
-            masks = pruner.compute_masks(s)
-            for n, conv in work_targets:
-                own[n].append(masks[(conv, "weight")])
-    weights = {n: effective(conv) for n, conv in work_targets}
+    """One item per target of a method that changes a conv's weight in place: dense plus
+    every ``(settings, new weight)`` of ``candidates[name]``. The row is what the extractor
+    sees for the new weight (its zeros remove rows/columns as a mask would)."""
+    items = []
+    for name, conv in space.targets:
+        row = row_of(space.table, name)
+        bias = _bias(conv)
+        specs = [_masked_spec(space.table, row, torch.ones_like(conv.weight))]
+        choices: list[dict[str, Choice]] = [{name: DENSE}]
+        errors, params = [0.0], [conv.weight.numel() + bias]
+        for settings, new in candidates[name]:
+            specs.append(_masked_spec(space.table, row, new))
+            choices.append({name: (method, settings)})
+            errors.append(replacement_error(conv.weight, new, _inputs(space, name)))
+            params.append(conv.weight.numel() + bias)
+        items.append(
+            Item(
+                targets=(name,),
+                rows=(row,),
+                table=LayerTable.from_specs(specs),
+                choices=choices,
+                errors=np.asarray(errors, dtype=np.float64)[:, None],
+                params=np.asarray(params, dtype=np.int64),
+            )
+        )
+    return items
+
+
+def merge_items(per_method: list[list[Item]]) -> list[Item]:
+    """The union of several methods' candidates, one item per target (dense once). Only
+    single-target items can be merged: coupled items of one method stay alone."""
+    if len(per_method) == 1:
+        return per_method[0]
+    by_target: dict[str, list[Item]] = {}
+    for items in per_method:
+        for item in items:
+            if len(item.targets) != 1:
+                raise ValueError(
+                    f"layers {list(item.targets)} are coupled by one method and cannot take "
+                    "another method's candidates; plan that method alone or uncouple them "
+                    "(compression.couple_next=false)"
+                )
+            by_target.setdefault(item.targets[0], []).append(item)
+    merged = []
+    for name, items in by_target.items():
+        if len({int(item.params[0]) for item in items}) > 1:
+            raise ValueError(f"layer {name!r}: the methods count its dense parameters differently")
+        first = items[0]
+        tables = [first.table] + [
+            item.table.select(list(range(1, len(item)))) for item in items[1:]
+        ]
+        merged.append(
+            Item(
+                targets=first.targets,
+                rows=first.rows,
+                table=concat_tables(tables),
+                choices=[c for i, item in enumerate(items) for c in item.choices[1 if i else 0 :]],
+                errors=np.concatenate(
+                    [item.errors[1 if i else 0 :] for i, item in enumerate(items)]
+                ),
+                params=np.concatenate(
+                    [item.params[1 if i else 0 :] for i, item in enumerate(items)]
+                ),
+            )
+        )
+    return merged
+
+
+def mask_items(
+    space: PlanSpace,
+    method: str,
+    levels: Sequence[float],
+    masks: MaskFn,
+    settings: Callable[[float], Any],
+) -> list[Item]:
+    """Items of a mask method: every level of ``levels`` per target (level 0: method ``none``,
+    all masks ones; ``settings(level)``: the method's per-layer settings). ``masks(level)`` gives, per target, the masks it puts on every parameter
+    at that level (its own weight, and for coupled methods its successors': a BatchNorm, the
+    next conv's input rows). Targets whose masks reach each other's convs form one item whose
+    candidates are all combinations of their levels."""
+    convs = {name: conv for name, conv in space.targets}
+    names = list(convs)
+    levels = sorted({0.0, *(float(s) for s in levels)})
+    by_level = [masks(s) if s > 0 else None for s in levels]
+    # keys of every target (from its first non-dense level) and the convs they reach
+    keys = {n: next(iter(m[n] for m in by_level if m is not None), {}) for n in names}
+    module_name = {id(m): n for n, m in space.model.named_modules()}
+    reaches = {
+        n: {module_name[id(module)] for module, _ in keys[n] if isinstance(module, nn.Conv2d)} | {n}
+        for n in names
+    }
     errors = {
         n: np.array(
-            [mask_error(weights[n], m, None if inputs is None else inputs[n]) for m in own[n]]
+            [
+                0.0
+                if m is None
+                else mask_error(effective(convs[n]), m[n][(convs[n], "weight")], _inputs(space, n))
+                for m in by_level
+            ]
         )
         for n in names
     }
-    successors: dict[str, str] = {}
-    bn_of: dict[str, bool] = {}
-    if method == "prune_channel":
-        for n in names:
-            succ = pruner.successors[n]
-            bn_of[n] = succ.bn is not None
-            if succ.next_conv is not None:
-                successors[n] = modules[id(succ.next_conv)]
-    components = _components(names, successors)
-    convs = dict(work.named_modules())
     items = []
-    for members in components:
-        comp_targets = [n for n in names if n in members]
-        layers = sorted(members, key=lambda n: _row_of(table, n))
-        rows = tuple(_row_of(table, n) for n in layers)
-        combos = list(itertools.product(range(len(grid)), repeat=len(comp_targets)))
+    for members in _components(names, reaches):
+        comp = [n for n in names if n in members]
+        layers = sorted(
+            set().union(*(reaches[n] for n in comp)), key=lambda n: row_of(space.table, n)
+        )
+        combos = list(itertools.product(range(len(levels)), repeat=len(comp)))
         if len(combos) > MAX_COMPONENT_CANDIDATES:
             raise ValueError(
-                f"channel pruning couples layers {layers}: {len(combos)} candidate combinations "
+                f"{method} couples layers {layers}: {len(combos)} candidate combinations "
                 f"exceed {MAX_COMPONENT_CANDIDATES}; use a coarser plan.sparsity_grid or "
-                "compression.couple_next=false"
+                "uncouple the layers (compression.couple_next=false)"
             )
         specs: list[LayerSpec] = []
-        params, settings, errs = [], [], []
+        params, choices, errs = [], [], []
         for combo in combos:
-            level = dict(zip(comp_targets, combo, strict=True))
-            total = 0
+            level = dict(zip(comp, combo, strict=True))
+            product = _combined(comp, level, by_level, keys)
             for layer in layers:
-                conv = convs[layer]
-                assert isinstance(conv, nn.Conv2d)
-                mask = own[layer][level[layer]] if layer in level else torch.ones_like(conv.weight)
-                for pred, succ_name in successors.items():
-                    if succ_name == layer and pred in level:
-                        mask = mask * keep[pred][level[pred]][None, :, None, None]
-                specs.append(_masked_spec(table, _row_of(table, layer), mask))
-                total += int(mask.count_nonzero())
-            for t in comp_targets:
-                if bn_of.get(t):
-                    total += 2 * int(keep[t][level[t]].count_nonzero())
-            params.append(total)
-            settings.append({t: {"sparsity": grid[level[t]]} for t in comp_targets})
-            errs.append([errors[t][level[t]] for t in comp_targets])
+                conv = _conv(space.model, layer)
+                mask = product.get((conv, "weight"), torch.ones_like(conv.weight))
+                specs.append(_masked_spec(space.table, row_of(space.table, layer), mask))
+            params.append(_kept_params(layers, product, space.model))
+            choices.append(
+                {t: DENSE if level[t] == 0 else (method, settings(levels[level[t]])) for t in comp}
+            )
+            errs.append([errors[t][level[t]] for t in comp])
         items.append(
             Item(
-                targets=tuple(comp_targets),
-                rows=rows,
+                targets=tuple(comp),
+                rows=tuple(row_of(space.table, n) for n in layers),
                 table=LayerTable.from_specs(specs),
-                settings=settings,
+                choices=choices,
                 errors=np.asarray(errs, dtype=np.float64),
                 params=np.asarray(params, dtype=np.int64),
             )
@@ -217,8 +325,49 @@ def prune_items(
     return items
 
 
-def _components(names: list[str], successors: dict[str, str]) -> list[set[str]]:
-    """Connected groups of targets and their successor convs (order of first target)."""
+def _inputs(space: PlanSpace, name: str) -> torch.Tensor | None:
+    return None if space.inputs is None else space.inputs[name]
+
+
+def _combined(
+    comp: list[str],
+    level: dict[str, int],
+    by_level: list[dict[str, dict[ParamKey, torch.Tensor]] | None],
+    keys: dict[str, dict[ParamKey, torch.Tensor]],
+) -> dict[ParamKey, torch.Tensor]:
+    """Product of every member's masks at its level (level 0 contributes ones)."""
+    product: dict[ParamKey, torch.Tensor] = {}
+    for t in comp:
+        chosen = by_level[level[t]]
+        for key, ref in keys[t].items():
+            mask = chosen[t][key] if chosen is not None else torch.ones_like(ref)
+            product[key] = product[key] * mask if key in product else mask
+    return product
+
+
+def _conv(model: nn.Module, name: str) -> nn.Conv2d:
+    conv = model.get_submodule(name)
+    assert isinstance(conv, nn.Conv2d)
+    return conv
+
+
+def _kept_params(layers: list[str], product: dict[ParamKey, torch.Tensor], model: nn.Module) -> int:
+    """Parameters the layers keep (masked ones count their kept entries, as
+    ``count_parameters`` does), plus every other masked parameter (coupled BatchNorms)."""
+    total = 0
+    convs = [_conv(model, n) for n in layers]
+    for conv in convs:
+        mask = product.get((conv, "weight"))
+        total += int(mask.count_nonzero()) if mask is not None else conv.weight.numel()
+        total += conv.bias.numel() if conv.bias is not None else 0
+    total += sum(
+        int(mask.count_nonzero()) for (module, _), mask in product.items() if module not in convs
+    )
+    return total
+
+
+def _components(names: list[str], reaches: dict[str, set[str]]) -> list[set[str]]:
+    """Connected groups of targets and the convs their masks reach (order of first target)."""
     parent: dict[str, str] = {}
 
     def find(a: str) -> str:
@@ -229,9 +378,8 @@ def _components(names: list[str], successors: dict[str, str]) -> list[set[str]]:
         return a
 
     for n in names:
-        find(n)
-    for a, b in successors.items():
-        parent[find(a)] = find(b)
+        for other in reaches[n]:
+            parent[find(n)] = find(other)
     groups: dict[str, set[str]] = {}
     for n in list(parent):
         groups.setdefault(find(n), set()).add(n)
@@ -260,7 +408,7 @@ def _masked_spec(table: LayerTable, row: int, mask: torch.Tensor) -> LayerSpec:
         padding_w=int(table.padding_w[row]),
         groups=int(table.groups[row]),
     )
-    return _with_zero_structure(spec, mask.detach().cpu().numpy())
+    return with_zero_structure(spec, mask.detach().cpu().numpy())
 
 
 def sensitivity_weights(targets: Targets, mode: str) -> dict[str, float]:

@@ -10,41 +10,63 @@ from typing import Any
 import hydra
 import lightning.pytorch as pl
 import torch
-import yaml
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from imcompress import compression
 from imcompress.compression.options import parse_options
+from imcompress.compression.plan_file import Plan, settings_entry, write_plan
+from imcompress.compression.registry import get_method, plannable_methods
 from imcompress.compression.selection import select_layers
 from imcompress.config import check_required
 from imcompress.crossbar import estimate
+from imcompress.crossbar.config import HardwareConfig
 from imcompress.models.build import build_model
-from imcompress.planner.config import check_plan_config
+from imcompress.planner.config import Budget, check_plan_config
 from imcompress.planner.proxy import capture_inputs, single_thread
-from imcompress.planner.search import Budget, PlanRequest, make_plan
+from imcompress.planner.search import PlanRequest, make_plan
+
+ACTIVATION_NOTE = (
+    "{methods} with criterion=activation: the planner scored weights by the input norms of its "
+    "own calibration sample (plan.calibration_batches, plan.max_positions); applied, the masks "
+    "are chosen from compression.calibration_batches training batches, so the kept weights, and "
+    "with them cycles, energy and arrays, can differ from `predicted` (the per-layer sparsities "
+    "and params are the plan's); verify was skipped"
+)
 
 
-def plan_options(cfg: DictConfig) -> Any:
-    """The checked compression options for the plan's method (before any work)."""
+def plan_methods(cfg: DictConfig) -> tuple[Any, dict[str, Any]]:
+    """The ``compression`` node's checked options and every planned method's options (the
+    node's for its own method, ``plan.options.<method>`` on the defaults for the others);
+    all checked before any work."""
     plan = cfg.plan
     check_plan_config(plan)
     opts = parse_options(cfg.compression)
-    method = "glr" if opts.method in ("lr", "glr") else opts.method
-    if method != ("glr" if plan.method == "lr" else plan.method):
-        raise ValueError(
-            f"plan.method={plan.method!r} but compression={opts.method!r}; choose the method with "
-            f"compression={plan.method} (it also carries the method's options and layer selection)"
-        )
     if getattr(opts, "plan", None):
         raise ValueError("compression.plan must be null when making a plan")
-    schedule = getattr(opts, "schedule", "oneshot")
-    if method != "glr" and schedule != "oneshot":
-        raise ValueError(f"a pruning plan is one-shot; got compression.schedule={schedule!r}")
-    if "lr" in (opts.method, plan.method):
-        plan.groups = [1]  # plain low rank
-        plan.method = "glr"
-    return opts
+    names = list(plan.methods) if plan.methods else [opts.method]
+    valid = plannable_methods()
+    if any(name not in valid for name in names):
+        raise ValueError(f"plan.methods={names}: valid methods are {valid}")
+    unknown = sorted(set(plan.options) - set(names))
+    if unknown:
+        raise ValueError(
+            f"plan.options names methods {unknown} that are not in plan.methods={names}"
+        )
+    methods = {}
+    for name in names:
+        given = plan.options.get(name)
+        node = OmegaConf.to_container(given, resolve=True) if OmegaConf.is_config(given) else {}
+        assert isinstance(node, dict)
+        method_opts = opts if name == opts.method else parse_options({"method": name, **node})
+        plan_check = getattr(get_method(name), "plan_check", None)
+        if plan_check is not None:
+            plan_check(method_opts)
+        schedule = getattr(method_opts, "schedule", "oneshot")
+        if schedule != "oneshot":
+            raise ValueError(f"a plan is one-shot; got compression.schedule={schedule!r}")
+        methods[name] = method_opts
+    return opts, methods
 
 
 def calibration_batches(cfg: DictConfig, count: int) -> list[torch.Tensor]:
@@ -60,15 +82,21 @@ def calibration_batches(cfg: DictConfig, count: int) -> list[torch.Tensor]:
     return batches
 
 
-def verify_plan(model: nn.Module, cfg: DictConfig, plan_file: Path, plan: dict[str, Any]) -> None:
-    """Apply the written plan to a copy of ``model`` and check the estimator's totals."""
+def verify_plan(model: nn.Module, cfg: DictConfig, plan_file: Path, plan: Plan) -> None:
+    """Apply the written plan to a copy of ``model`` (``compression=plan``) and check that the
+    estimator's totals equal ``predicted`` exactly."""
     applied = copy.deepcopy(model)
-    node = OmegaConf.to_container(cfg.compression, resolve=True)
-    assert isinstance(node, dict)
-    result = compression.apply_compression(applied, {**node, "plan": str(plan_file)})
+    node = {
+        "method": "plan",
+        "plan": str(plan_file),
+        "model": plan.model,
+        "input_shape": list(plan.input_shape),
+        "hw": plan.hw,
+    }
+    result = compression.apply_compression(applied, node, structure_only=True)
     result.apply_final_masks()
-    mapping = plan["mapping"]
-    totals = estimate(applied, plan["input_shape"], cfg.hw, [mapping]).totals()
+    mapping = plan.mapping
+    totals = estimate(applied, list(plan.input_shape), cfg.hw, [mapping]).totals()
     measured = {
         "cycles": totals[f"{mapping}/cycles"],
         "latency_us": totals[f"{mapping}/latency_us"],
@@ -76,7 +104,7 @@ def verify_plan(model: nn.Module, cfg: DictConfig, plan_file: Path, plan: dict[s
         "arrays": totals[f"{mapping}/arrays"],
         "params": compression.count_parameters(applied),
     }
-    wrong = {k: (plan["predicted"][k], v) for k, v in measured.items() if plan["predicted"][k] != v}
+    wrong = {k: (plan.predicted[k], v) for k, v in measured.items() if plan.predicted[k] != v}
     if wrong:
         raise RuntimeError(
             f"internal error: the applied plan costs differ (predicted, measured): {wrong}"
@@ -92,7 +120,7 @@ def run_plan(cfg: DictConfig) -> float:
 def _run_plan(cfg: DictConfig) -> float:
     started = time.perf_counter()
     check_required(cfg)
-    opts = plan_options(cfg)
+    opts, methods = plan_methods(cfg)
     plan_cfg = cfg.plan
     out = Path(str(plan_cfg.out)).expanduser()
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -118,57 +146,57 @@ def _run_plan(cfg: DictConfig) -> float:
         model,
         input_shape,
         targets,
-        str(plan_cfg.method),
-        opts,
-        cfg.hw,
+        methods,
+        HardwareConfig.from_cfg(cfg.hw),
         str(plan_cfg.mapping),
         inputs=inputs,
         sensitivity=str(plan_cfg.sensitivity),
         groups=list(plan_cfg.groups) if plan_cfg.groups is not None else None,
-        sparsity_grid=[float(s) for s in plan_cfg.sparsity_grid],
+        sparsity_grid=tuple(float(s) for s in plan_cfg.sparsity_grid),
+        model_name=cfg.model.get("name"),
     )
-    plan = make_plan(request, budget, bins=int(plan_cfg.bins), model_name=cfg.model.get("name"))
-    plan["proxy"] = "output" if inputs is not None else "weight"
-    out.write_text(yaml.safe_dump(plan, sort_keys=False))
-    if plan_cfg.verify:
-        verify_plan(model, cfg, out, plan)
+    plan = make_plan(request, budget, bins=int(plan_cfg.bins))
+    scored = [m for m, o in methods.items() if str(getattr(o, "criterion", "")) == "activation"]
+    if scored:
+        plan.note = ACTIVATION_NOTE.format(methods=", ".join(scored))
+    write_plan(plan, out)  # atomic: a failed write leaves no plan file
+    if plan_cfg.verify and not scored:
+        try:
+            verify_plan(model, cfg, out, plan)
+        except BaseException:
+            out.unlink(missing_ok=True)  # never leave a plan that does not hold
+            raise
     print(format_plan(plan))
     print(f"plan written to {out} ({time.perf_counter() - started:.1f} s)")
-    return float(plan["predicted"]["error"])
+    return float(plan.predicted["error"])
 
 
-def format_plan(plan: dict[str, Any]) -> str:
+def format_plan(plan: Plan) -> str:
     """A short text summary: budget, predicted vs dense, per-layer settings, uniform."""
-    b, p, d = plan["budget"], plan["predicted"], plan["dense"]
+    b, p, d = plan.budget, plan.predicted, plan.dense
     lines = [
-        f"plan: {plan['method']} on {plan['hw']} ({plan['mapping']}), budget {b['metric']} <= "
+        f"plan: {'+'.join(plan.methods)} on {plan.hw} ({plan.mapping}), budget {b['metric']} <= "
         f"{b['value']:,.6g}",
         "  " + ", ".join(f"{k} {p[k]:,.6g} (dense {d[k]:,.6g})" for k in d),
         f"  total weighted error {p['error']:.4g}",
     ]
-    for name, entry in plan["layers"].items():
-        setting = (
-            "dense"
-            if entry.get("dense")
-            else f"sparsity {entry['sparsity']}"
-            if "sparsity" in entry
-            else f"rank {entry['rank']} x group {entry['group']}"
-        )
+    for name, layer in plan.layers.items():
+        fields = settings_entry(layer.settings)
+        setting = " ".join([layer.method, *(f"{k} {v}" for k, v in fields.items())])
         lines.append(
-            f"  {name:<24} {setting:<22} cycles {entry['cycles']:>10,} error {entry['error']:.4f}"
+            f"  {name:<24} {setting:<30} cycles {layer.costs['cycles']:>10,} "
+            f"error {layer.error:.4f}"
         )
-    uniform = plan["uniform"]
-    if uniform is None:
-        low = plan["uniform_cheapest"]
+    if plan.uniform is None:
+        low = plan.uniform_cheapest or {}
         lines.append(
             f"  uniform: no single setting meets the budget (the cheapest reaches "
-            f"{b['metric']} {low[b['metric']]:,.6g})"
+            f"{b['metric']} {low.get(b['metric'], float('nan')):,.6g})"
         )
     else:
-        keys = [k for k in ("group", "rank", "sparsity", "dense") if k in uniform]
+        u = plan.uniform
+        label = ", ".join(f"{k} {v}" for k, v in u.items() if k not in (*d, "error"))
         lines.append(
-            "  uniform best: "
-            + ", ".join(f"{k} {uniform[k]}" for k in keys)
-            + f", {b['metric']} {uniform[b['metric']]:,.6g}, error {uniform['error']:.4g}"
+            f"  uniform best: {label}, {b['metric']} {u[b['metric']]:,.6g}, error {u['error']:.4g}"
         )
     return "\n".join(lines)

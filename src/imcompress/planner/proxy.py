@@ -11,23 +11,30 @@ blocks ``W_i = U_i S_i V_i^T`` act on disjoint input rows, ``Y_i = W_i X_i = U_i
 ``sum_i sum_{r >= k} u_ir z_ir^T``; it is accumulated from ``r = R-1`` down to 1, one
 ``(m x g)(g x N)`` product per rank, so all ranks cost about as much as one dense product per
 group count. With ``group_dim="out"`` the output blocks are disjoint and the error is a
-cumulative sum of ``||z_ir||^2``.
+cumulative sum of ``||z_ir||^2``. With ``factorization="whitened"`` the same holds with
+``U_i`` the left singular vectors of ``W_i S_i`` (``S_i S_i^T`` = damped ``X_i X_i^T``), the
+basis of the whitened factors ``U_k U_k^T W_i`` (:mod:`imcompress.compression.factorization`).
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import torch
-import torch.nn.functional as F
-from torch import nn
+
+from imcompress.compression.calibration import capture_inputs
+from imcompress.compression.factorization import (
+    Factorization,
+    gram_blocks,
+    split_blocks,
+    whitened_basis,
+)
 
 FloatArray = npt.NDArray[np.float64]
+__all__ = ["capture_inputs", "lowrank_errors", "mask_error", "single_thread"]
 
 
 @contextmanager
@@ -42,66 +49,20 @@ def single_thread() -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
-@torch.no_grad()
-def capture_inputs(
-    model: nn.Module,
-    batches: Iterable[torch.Tensor],
-    targets: list[tuple[str, nn.Conv2d]],
-    max_positions: int = 1024,
-    seed: int = 0,
-    batch_count: int = 1,
-) -> dict[str, torch.Tensor]:
-    """im2col inputs ``(IC*K*K, N)`` of every target conv, ``N <= max_positions`` positions
-    sampled uniformly from the calibration batches (the dense model, eval mode)."""
-    generator = torch.Generator().manual_seed(seed)
-    per_batch = max(1, math.ceil(max_positions / max(batch_count, 1)))
-    captured: dict[str, list[torch.Tensor]] = {name: [] for name, _ in targets}
-
-    def hook_for(name: str, conv: nn.Conv2d) -> Any:
-        def record(_: nn.Module, inputs: tuple[Any, ...]) -> None:
-            x = inputs[0].detach().float().cpu()
-            k_h, k_w = conv.kernel_size
-            padding: tuple[int, ...] = (
-                tuple(conv.padding)
-                if not isinstance(conv.padding, str)
-                else (0, 0)
-                if conv.padding == "valid"
-                else ((k_h - 1) // 2, (k_w - 1) // 2)  # "same", as the extractor reads it
-            )
-            cols = F.unfold(
-                x, conv.kernel_size, dilation=conv.dilation, padding=padding, stride=conv.stride
-            )  # (B, n, L), channel-major rows like weight.flatten(1)
-            cols = cols.permute(1, 0, 2).reshape(cols.shape[1], -1)
-            if cols.shape[1] > per_batch:
-                pick = torch.randperm(cols.shape[1], generator=generator)[:per_batch]
-                cols = cols[:, pick]
-            captured[name].append(cols)
-
-        return conv.register_forward_pre_hook(record)
-
-    handles = [hook_for(name, conv) for name, conv in targets]
-    modes = {m: m.training for m in model.modules()}
-    try:
-        model.eval()
-        for batch in batches:
-            model(batch)
-    finally:
-        for handle in handles:
-            handle.remove()
-        for module, training in modes.items():
-            module.training = training
-    out = {}
-    for name, parts in captured.items():
-        if not parts:
-            raise ValueError(f"layer {name!r} saw no input during calibration")
-        out[name] = torch.cat(parts, dim=1)[:, :max_positions].contiguous()
-    return out
-
-
 def lowrank_errors(
-    weight: torch.Tensor, groups: int, group_dim: str, inputs: torch.Tensor | None
+    weight: torch.Tensor,
+    groups: int,
+    group_dim: str,
+    inputs: torch.Tensor | None,
+    factorization: Factorization | str = "svd",
 ) -> FloatArray:
-    """Relative error of per-group ranks ``k = 1..R`` (index ``k-1``) of ``groups`` groups."""
+    """Relative error of per-group ranks ``k = 1..R`` (index ``k-1``) of ``groups`` groups,
+    for the factors that ``factorization`` gives (``whitened`` needs ``inputs``: its Gram
+    ``X X^T`` whitens the factors exactly as :meth:`LowRankConv2d.from_conv` does)."""
+    if factorization == Factorization["whitened"]:
+        if inputs is None:
+            raise ValueError("factorization=whitened needs calibration inputs (got none)")
+        return _whitened_errors(weight, groups, group_dim, inputs)
     w = weight.detach().double().flatten(1)
     m, n = w.shape
     if group_dim == "in":
@@ -130,12 +91,41 @@ def lowrank_errors(
         a, b = basis, basis.transpose(1, 2) @ (blocks @ xb)
     else:
         a, b = blocks @ basis, basis.transpose(1, 2) @ xb
-    total = float((w @ x).pow(2).sum()) or 1.0
+    return _component_errors(a, b, float((w @ x).pow(2).sum()) or 1.0, group_dim)
+
+
+def _whitened_errors(
+    weight: torch.Tensor, groups: int, group_dim: str, inputs: torch.Tensor
+) -> FloatArray:
+    """:func:`lowrank_errors` of the whitened factors ``U_k U_k^T W_i`` (U: left singular
+    vectors of ``W_i S``); component r of group i's output is ``u_ir u_ir^T W_i X_i``."""
+    w = weight.detach().double()
+    x = inputs.double()
+    blocks = split_blocks(w, groups, group_dim)
+    grams = gram_blocks(x @ x.T, w.shape, groups, group_dim)
+    cols = blocks[0].shape[1]
+    bases, outputs = [], []
+    for i, block in enumerate(blocks):
+        xi = x[i * cols : (i + 1) * cols] if group_dim == "in" else x
+        u = whitened_basis(block, grams[i])
+        bases.append(u)
+        outputs.append(u.T @ (block @ xi))
+    a, b = torch.stack(bases), torch.stack(outputs)  # (g, rows, R), (g, R, N)
+    total = float((w.flatten(1) @ x).pow(2).sum()) or 1.0
+    return _component_errors(a, b, total, group_dim)
+
+
+def _component_errors(a: torch.Tensor, b: torch.Tensor, total: float, group_dim: str) -> FloatArray:
+    """Relative error ``||sum_i sum_{r >= k} a_ir b_ir^T||^2 / total`` for ranks k = 1..R,
+    given the per-group output components ``a`` (g, rows, R) and ``b`` (g, R, N), the a_ir of
+    one group orthogonal and in decreasing order of energy."""
+    rank = a.shape[2]
     if group_dim == "out":  # disjoint output rows: no cross terms between groups
         energy = a.pow(2).sum(1) * b.pow(2).sum(2)  # (g, R)
         return np.asarray(_tail_sums(energy.sum(0))[1 : rank + 1] / total, dtype=np.float64)
+    m = a.shape[1]
     a32, b32 = a.float(), b.float()
-    residual = torch.zeros(m, x.shape[1])
+    residual = torch.zeros(m, b.shape[2])
     errors = np.zeros(rank + 1)
     for k in range(rank - 1, 0, -1):  # add component k: residual of per-group rank k
         residual.addmm_(a32[:, :, k].T, b32[:, k, :])

@@ -8,9 +8,8 @@ candidates of all layers), the damage from :mod:`imcompress.planner.proxy`, the 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from enum import Enum
 from typing import Any
 
 import numpy as np
@@ -18,46 +17,32 @@ import numpy.typing as npt
 import torch
 from torch import nn
 
-from imcompress.compression.factorization import max_rank
-from imcompress.compression.plan import OPTION_KEYS as PLAN_OPTION_KEYS
+from imcompress.compression.plan_file import COST_KEYS, Plan, PlanLayer, conv_digest
+from imcompress.compression.registry import get_method
 from imcompress.compression.result import count_parameters
+from imcompress.compression.schemas import CompressionConfig
 from imcompress.crossbar.batch import METRICS, concat_tables, cost_rows
 from imcompress.crossbar.config import HardwareConfig
 from imcompress.crossbar.extract import extract_layers
 from imcompress.crossbar.report import build_report
 from imcompress.crossbar.table import LayerTable
-from imcompress.planner.items import Item, glr_items, prune_items, sensitivity_weights
+from imcompress.planner.config import Budget, BudgetMetric
+from imcompress.planner.items import Item, PlanSpace, merge_items, sensitivity_weights
 from imcompress.planner.knapsack import BudgetError, solve
 from imcompress.planner.proxy import single_thread
 
+__all__ = [
+    "BUDGET_METRICS",
+    "PlanRequest",
+    "Problem",
+    "build_problem",
+    "make_plan",
+    "predicted_totals",
+    "solve_problem",
+]
+
 FloatArray = npt.NDArray[np.float64]
-BUDGET_METRICS = (*METRICS, "params")
-PLAN_METHODS = ("glr", "prune_unstructured", "prune_channel", "prune_pattern")
-LOWRANK_OPTION_KEYS = PLAN_OPTION_KEYS["glr"]  # the options a plan records and checks on apply
-PRUNE_OPTION_KEYS = {method: keys for method, keys in PLAN_OPTION_KEYS.items() if method != "glr"}
-
-
-@dataclass(frozen=True)
-class Budget:
-    """``metric`` and either an absolute ``value`` or a ``ratio`` of the dense model."""
-
-    metric: str
-    value: float | None = None
-    ratio: float | None = None
-
-    def check(self) -> None:
-        """ValueError naming the bad field (runs before any work)."""
-        if self.metric not in BUDGET_METRICS:
-            raise ValueError(f"plan.budget.metric={self.metric!r}; valid: {list(BUDGET_METRICS)}")
-        if (self.value is None) == (self.ratio is None):
-            raise ValueError(
-                "set exactly one of plan.budget.value (absolute, in the metric's unit) and "
-                f"plan.budget.ratio (of the dense model); got value={self.value}, ratio={self.ratio}"
-            )
-        if self.value is not None and not self.value > 0:
-            raise ValueError(f"plan.budget.value must be > 0, got {self.value}")
-        if self.ratio is not None and not self.ratio > 0:
-            raise ValueError(f"plan.budget.ratio must be > 0, got {self.ratio}")
+BUDGET_METRICS = tuple(m.value for m in BudgetMetric)
 
 
 @dataclass
@@ -72,46 +57,39 @@ class Problem:
     weights: dict[str, float]
 
 
-def option_subset(method: str, opts: Any) -> dict[str, Any]:
-    """The compression options a plan depends on (checked again when it is applied)."""
-    keys = LOWRANK_OPTION_KEYS if method == "glr" else PRUNE_OPTION_KEYS[method]
-    values = {k: getattr(opts, k) for k in keys}
-    return {k: v.value if isinstance(v, Enum) else v for k, v in values.items()}  # YAML-safe
-
-
 @dataclass(frozen=True)
 class PlanRequest:
-    """What to plan: the model and its layers to compress, the method with its options, the
-    array and mapping to cost on, and the damage proxy's inputs (None: weight error)."""
+    """What to plan: the model and its layers to compress, each method's parsed options
+    (every layer chooses from their union, dense included), the array and mapping to cost
+    on, and the damage proxy's inputs (None: weight error)."""
 
     model: nn.Module
-    input_shape: Sequence[int]
+    input_shape: tuple[int, ...]
     targets: list[tuple[str, nn.Conv2d]]
-    method: str
-    opts: Any
-    hw: Any
+    methods: Mapping[str, CompressionConfig]
+    hw: HardwareConfig
     mapping: str
     inputs: dict[str, torch.Tensor] | None = None
     sensitivity: str = "uniform"
     groups: list[int] | None = None
-    sparsity_grid: Sequence[float] = ()
+    sparsity_grid: tuple[float, ...] = ()
+    model_name: str | None = None
 
 
 def build_problem(request: PlanRequest) -> Problem:
-    """Candidates of every target with their costs on ``hw``/``mapping`` and their damage."""
-    model, targets, method, opts = request.model, request.targets, request.method, request.opts
-    inputs, mapping = request.inputs, request.mapping
+    """Candidates of every target (from each method's registry hook) with their costs on
+    ``hw``/``mapping`` and their damage."""
+    model, targets = request.model, request.targets
     hw = HardwareConfig.from_cfg(request.hw)  # returned as is when already a HardwareConfig
     table = extract_layers(model, request.input_shape)
+    space = PlanSpace(
+        model, table, targets, request.inputs, request.groups, tuple(request.sparsity_grid)
+    )
     with single_thread():
-        if method == "glr":
-            items = glr_items(table, targets, inputs, opts.group_dim, request.groups)
-        elif method in PRUNE_OPTION_KEYS:
-            items = prune_items(model, table, targets, opts, list(request.sparsity_grid), inputs)
-        else:
-            raise ValueError(f"plan.method={method!r}; valid: {list(PLAN_METHODS)}")
+        per_method = [get_method(m).plan_items(o, space) for m, o in request.methods.items()]
+    items = merge_items(per_method)
     big = concat_tables([item.table for item in items])
-    costs = cost_rows(big, hw, mapping)
+    costs = cost_rows(big, hw, request.mapping)
     start = 0
     for item in items:
         width = len(item.rows)
@@ -128,7 +106,7 @@ def build_problem(request: PlanRequest) -> Problem:
     fixed_rows = [r for r in range(len(table)) if r not in replaced]
     fixed: dict[str, float] = {m: 0.0 for m in BUDGET_METRICS}
     if fixed_rows:
-        fixed_costs = cost_rows(table.select(fixed_rows), hw, mapping)
+        fixed_costs = cost_rows(table.select(fixed_rows), hw, request.mapping)
         fixed.update({m: float(np.sum(fixed_costs.metric(m))) for m in METRICS})
     fixed["params"] = float(count_parameters(model) - sum(int(item.params[0]) for item in items))
     dense = {m: fixed[m] + sum(float(item.costs[m][0]) for item in items) for m in BUDGET_METRICS}
@@ -137,10 +115,7 @@ def build_problem(request: PlanRequest) -> Problem:
 
 def budget_value(problem: Problem, budget: Budget) -> float:
     """The absolute budget (``ratio`` times the dense model's value, or ``value``)."""
-    if budget.value is not None:
-        return float(budget.value)
-    assert budget.ratio is not None
-    return float(budget.ratio) * problem.dense[budget.metric]
+    return budget.limit(problem.dense[str(budget.metric)])
 
 
 def solve_problem(problem: Problem, budget: Budget, bins: int = 4096) -> np.ndarray:
@@ -198,88 +173,80 @@ def predicted_totals(
     }
 
 
-def uniform_settings(
-    problem: Problem, method: str, grid: Sequence[float], group_dim: str = "in"
-) -> list[dict[str, Any]]:
-    """Every single setting shared by all layers: (group, rank ratio) for GLR, sparsity for
-    pruning; each with the candidate index per item (settings no layer can take are skipped)."""
-    out: list[dict[str, Any]] = []
-    items = problem.items
-    if method == "glr":
+def uniform_settings(problem: Problem, request: PlanRequest) -> list[dict[str, Any]]:
+    """Every single setting of one method that all items can take (the methods'
+    ``uniform_settings`` hooks: what a uniform config gives each layer), plus all-dense; each
+    with the candidate index per item."""
+    out: list[dict[str, Any]] = [{"method": "none", "choice": [0] * len(problem.items)}]
+    seen: set[tuple[int, ...]] = set()
+    lookups = [
+        {tuple(choice[t] for t in item.targets): c for c, choice in enumerate(item.choices)}
+        for item in problem.items
+    ]
+    for name, opts in request.methods.items():
+        by_shape: dict[Any, dict[tuple[Any, ...], tuple[Any, ...]]] = {}  # layers share shapes
         per_item = []
-        for item in items:
-            lookup = {}
-            for c, setting in enumerate(item.settings):
-                entry = setting[item.targets[0]]
-                if "rank" in entry:
-                    lookup[(entry["group"], entry["rank"])] = c
-            per_item.append(lookup)
-        common = set.intersection(*({g for g, _ in lookup} for lookup in per_item))
-        ratios = np.arange(1, 257) / 256
-        for group in sorted(common):
-            columns = []
-            for item, lookup in zip(items, per_item, strict=True):
-                limit = max_rank(_shape_of(item, problem.table), group, group_dim)
-                # resolve_rank of a ratio: min(limit, max(1, round(ratio * limit))), vectorized
-                ranks = np.minimum(limit, np.maximum(1, np.round(ratios * limit))).astype(int)
-                columns.append([lookup[(group, int(k))] for k in ranks])
-            choices = np.array(columns).T  # (ratios, items)
-            _, first = np.unique(choices, axis=0, return_index=True)
-            for r in sorted(first.tolist()):
-                out.append(
-                    {"group": group, "rank": float(ratios[r]), "choice": choices[r].tolist()}
-                )
-        out.append({"dense": True, "choice": [0] * len(items)})
-        return out
-    for s in sorted({0.0, *grid}):
-        choice = []
-        for item in items:
-            match = [
-                c
-                for c, setting in enumerate(item.settings)
-                if all(v["sparsity"] == s for v in setting.values())
+        for item in problem.items:
+            shapes = tuple(_shape_of_name(problem.table, t) for t in item.targets)
+            if shapes not in by_shape:
+                by_shape[shapes] = _uniform_options(request, name, opts, shapes)
+            per_item.append(by_shape[shapes])
+        for label in sorted(per_item[0]) if per_item else []:
+            choice = [
+                lookup.get(options[label]) if label in options else None
+                for lookup, options in zip(lookups, per_item, strict=True)
             ]
-            choice.append(match[0] if match else None)
-        if None not in choice:
-            out.append({"sparsity": s, "choice": choice})
+            key = tuple(-1 if c is None else c for c in choice)
+            if None not in choice and key not in seen:
+                seen.add(key)
+                out.append({"method": name, **dict(label), "choice": choice})
     return out
 
 
-def _shape_of(item: Item, table: LayerTable) -> tuple[int, int, int, int]:
-    row = item.rows[0]
-    return (
-        int(table.out_channels[row]),
-        int(table.in_channels[row]),
-        int(table.kernel_h[row]),
-        int(table.kernel_w[row]),
-    )
+def _uniform_options(
+    request: PlanRequest, name: str, opts: Any, shapes: tuple[tuple[int, ...], ...]
+) -> dict[tuple[Any, ...], tuple[Any, ...]]:
+    """Label -> an item's choice key, for the uniform settings all its targets (of these
+    weight ``shapes``) have."""
+    method = get_method(name)
+    grid = tuple(request.sparsity_grid)
+    per_target = [
+        {
+            tuple(sorted(label.items())): (name, settings)
+            for label, settings in method.uniform_settings(opts, shape, grid)
+        }
+        for shape in shapes
+    ]
+    common = set.intersection(*(set(options) for options in per_target))
+    return {label: tuple(options[label] for options in per_target) for label in common}
 
 
 def best_uniform(
-    problem: Problem, method: str, budget: Budget, grid: Sequence[float], group_dim: str = "in"
+    problem: Problem, request: PlanRequest, budget: Budget
 ) -> tuple[dict[str, Any] | None, dict[str, Any]]:
     """The least-damage uniform setting within the budget (None if none fits), and the
     uniform setting with the smallest budget metric (to say how close uniform settings get)."""
-    metric, limit = budget.metric, budget_value(problem, budget)
-    best: dict[str, Any] | None = None
-    cheapest: dict[str, Any] = {}
-    for setting in uniform_settings(problem, method, grid, group_dim):
-        choice = setting["choice"]
-        total = {
-            m: problem.fixed[m]
-            + sum(float(item.costs[m][c]) for item, c in zip(problem.items, choice, strict=True))
-            for m in BUDGET_METRICS
+    metric, limit = str(budget.metric), budget_value(problem, budget)
+    settings = uniform_settings(problem, request)
+    choices = np.array([setting["choice"] for setting in settings], dtype=np.int64)  # (S, items)
+    columns = range(len(problem.items))
+    totals = {m: np.full(len(settings), problem.fixed[m]) for m in BUDGET_METRICS}
+    errors = np.zeros(len(settings))
+    for i in columns:
+        for m in BUDGET_METRICS:
+            totals[m] += problem.items[i].costs[m][choices[:, i]]
+        errors += problem.damage[i][choices[:, i]]
+
+    def entry(s: int) -> dict[str, Any]:
+        return {
+            **{k: v for k, v in settings[s].items() if k != "choice"},
+            **{m: _plain(float(totals[m][s])) for m in BUDGET_METRICS},
+            "error": float(errors[s]),
         }
-        error = float(sum(float(d[c]) for d, c in zip(problem.damage, choice, strict=True)))
-        entry = {
-            **{k: v for k, v in setting.items() if k != "choice"},
-            **{m: _plain(total[m]) for m in BUDGET_METRICS},
-            "error": error,
-        }
-        if not cheapest or total[metric] < cheapest[metric]:
-            cheapest = entry
-        if total[metric] <= limit and (best is None or error < best["error"]):
-            best = entry
+
+    cheapest = entry(int(np.argmin(totals[metric])))
+    fits = np.flatnonzero(totals[metric] <= limit)
+    best = entry(int(fits[np.argmin(errors[fits])])) if fits.size else None
     return best, cheapest
 
 
@@ -287,54 +254,54 @@ def _plain(value: float) -> float | int:
     return int(value) if float(value).is_integer() else float(value)
 
 
-def make_plan(
-    request: PlanRequest, budget: Budget, *, bins: int = 4096, model_name: str | None = None
-) -> dict[str, Any]:
-    """The plan (the YAML of docs/planner.md) for ``request.model`` under ``budget``."""
+def make_plan(request: PlanRequest, budget: Budget, *, bins: int = 4096) -> Plan:
+    """The :class:`~imcompress.compression.plan_file.Plan` for ``request.model`` under
+    ``budget`` (:class:`BudgetError` when it cannot be reached)."""
     budget.check()
     request = replace(request, hw=HardwareConfig.from_cfg(request.hw))  # validated once
-    hw, method, opts, mapping = request.hw, request.method, request.opts, request.mapping
     problem = build_problem(request)
     choice = solve_problem(problem, budget, bins).tolist()
-    predicted = predicted_totals(problem, choice, hw, mapping)
+    predicted = predicted_totals(problem, choice, request.hw, request.mapping)
     limit = budget_value(problem, budget)
-    if predicted[budget.metric] > limit * (1 + 1e-12):
+    metric = str(budget.metric)
+    if predicted[metric] > limit * (1 + 1e-12):
         raise RuntimeError(
-            f"internal error: the plan costs {budget.metric}={predicted[budget.metric]} above "
-            f"the budget {limit}"
+            f"internal error: the plan costs {metric}={predicted[metric]} above the budget {limit}"
         )
-    layers: dict[str, dict[str, Any]] = {}
+    layers: dict[str, PlanLayer] = {}
     for item, c in zip(problem.items, choice, strict=True):
         for t_index, target in enumerate(item.targets):
             position = item.rows.index(problem.table.name.index(target))
-            entry: dict[str, Any] = dict(item.settings[c][target])
-            entry["shape"] = list(_shape_of_name(problem.table, target))
-            for m in METRICS:
-                entry[m] = _plain(float(item.row_costs[m][c, position]))
-            entry["error"] = float(item.errors[c, t_index])
-            layers[target] = entry
-    uniform, cheapest = best_uniform(
-        problem, method, budget, request.sparsity_grid, getattr(opts, "group_dim", "in")
-    )
-    return {
-        "model": model_name,
-        "hw": hw.name,
-        "mapping": mapping,
-        "method": method,
-        "options": option_subset(method, opts),
-        "budget": {
-            "metric": budget.metric,
+            method, settings = item.choices[c][target]
+            costs = {m: _plain(float(item.row_costs[m][c, position])) for m in COST_KEYS}
+            shape = _shape_of_name(problem.table, target)
+            layers[target] = PlanLayer(
+                method, settings, shape, costs, float(item.errors[c, t_index])
+            )
+    uniform, cheapest = best_uniform(problem, request, budget)
+    count, digest = conv_digest(request.model)
+    return Plan(
+        model=request.model_name,
+        input_shape=tuple(int(v) for v in request.input_shape),
+        model_convs=count,
+        model_digest=digest,
+        hw=request.hw.name,
+        mapping=request.mapping,
+        methods=list(request.methods),
+        options={m: get_method(m).plan_options(o) for m, o in request.methods.items()},
+        budget={
+            "metric": metric,
             "value": _plain(limit),
             **({"ratio": budget.ratio} if budget.ratio is not None else {}),
         },
-        "predicted": {k: _plain(v) if k != "error" else v for k, v in predicted.items()},
-        "dense": {m: _plain(v) for m, v in problem.dense.items()},
-        "sensitivity": request.sensitivity,
-        "input_shape": [int(v) for v in request.input_shape],
-        "layers": layers,
-        "uniform": uniform,
-        **({} if uniform is not None else {"uniform_cheapest": cheapest}),
-    }
+        predicted={k: _plain(v) if k != "error" else v for k, v in predicted.items()},
+        dense={m: _plain(v) for m, v in problem.dense.items()},
+        layers=layers,
+        sensitivity=str(request.sensitivity),
+        proxy="weight" if request.inputs is None else "output",
+        uniform=uniform,
+        uniform_cheapest=None if uniform is not None else cheapest,
+    )
 
 
 def _shape_of_name(table: LayerTable, name: str) -> tuple[int, int, int, int]:

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import csv
-import json
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from imcompress.atomic import atomic_open
 from imcompress.crossbar.options import Method
-from imcompress.sweep.jobs import SUMMARY_FILE, SweepJob
+from imcompress.sweep.jobs import CORRUPT, SweepJob
 from imcompress.tables import Column, TextTable, count, significant
 
 TABLE_FILE = "sweep_summary.csv"
@@ -43,24 +43,17 @@ LEADING_COLUMNS = (
 ACCURACY_PREFERENCE = ("test/acc", "val/acc_best", "val/acc", "best/val/acc")
 MAPPING_ORDER = tuple(m.value for m in Method)
 _COST_KEY = re.compile(rf"^{re.escape(COST_PREFIX)}(?P<mapping>[^/]+)/(?P<quantity>[^/]+)$")
-CORRUPT_SUMMARY = "corrupt summary"  # summary.json exists but is not a JSON object
+CORRUPT_SUMMARY = CORRUPT  # the status of a job whose summary.json or overrides.yaml is corrupt
 
 
 def job_status(job: SweepJob) -> tuple[str, str | None]:
-    """Status and error of ``job`` for the table; a summary.json that exists but cannot be read
-    is reported as ``corrupt summary`` naming the file (not as ``running``)."""
-    if job.status != "running" or job.directory is None:
-        return job.status, job.error
-    path = job.directory / SUMMARY_FILE
-    if not path.exists():
-        return job.status, job.error
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as error:
-        return CORRUPT_SUMMARY, f"{path} cannot be read: {type(error).__name__}: {error}"
-    if not isinstance(data, dict):
-        return CORRUPT_SUMMARY, f"{path} holds a {type(data).__name__}, not a JSON object"
+    """Status and error of ``job`` for the table (a corrupt record: its file and field)."""
     return job.status, job.error
+
+
+def corrupt_jobs(rows: Iterable[dict[str, Any]]) -> list[str]:
+    """``<file>: <problem>`` of every row whose record is corrupt (they show no results)."""
+    return [str(row.get("error")) for row in rows if row.get("status") == CORRUPT]
 
 
 def _flat(prefix: str, values: Any) -> dict[str, Any]:
@@ -117,13 +110,11 @@ def table_columns(rows: Iterable[dict[str, Any]]) -> list[str]:
 def write_table(rows: Sequence[dict[str, Any]], path: Path) -> Path:
     """Write ``rows`` as CSV (atomically); empty cells for missing values."""
     columns = table_columns(rows)
-    temporary = path.with_suffix(".csv.tmp")
-    with open(temporary, "w", newline="") as handle:
+    with atomic_open(path, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         for row in rows:
             writer.writerow({key: "" if row.get(key) is None else row.get(key) for key in columns})
-    temporary.replace(path)
     return path
 
 
@@ -164,6 +155,54 @@ def cost_mappings(rows: Sequence[dict[str, Any]], quantity: str) -> list[str]:
     )
 
 
+def add_dense_reference(rows: Sequence[dict[str, Any]]) -> None:
+    """Fill ``hw/<mapping>/speedup_vs_dense`` and ``energy_ratio_vs_dense`` (against the dense
+    model on the same mapping and array) where a job's summary lacks them, in place.
+
+    Summaries written since the cost report costs the dense model per mapping have them (and
+    ``hw/dense_<mapping>/*``); for older ones the reference is a ``compression=none`` job of the
+    sweep with the same model, data and hw preset, if there is one.
+    """
+    dense_jobs = {
+        _identity(row): row
+        for row in rows
+        if row.get("status") == "completed" and str(row.get("compression") or "none") == "none"
+    }
+    for row in rows:
+        for mapping in cost_mappings([row], "cycles"):
+            prefix = f"{COST_PREFIX}{mapping}/"
+            if number(row.get(f"{prefix}speedup_vs_dense")) is not None:
+                continue
+            dense = dense_jobs.get(_identity(row), {})
+            dense_cycles = number(row.get(f"{COST_PREFIX}dense_{mapping}/cycles")) or number(
+                dense.get(f"{prefix}cycles")
+            )
+            dense_energy = number(row.get(f"{COST_PREFIX}dense_{mapping}/energy_uj")) or number(
+                dense.get(f"{prefix}energy_uj")
+            )
+            cycles, energy = (
+                number(row.get(f"{prefix}cycles")),
+                number(row.get(f"{prefix}energy_uj")),
+            )
+            if dense_cycles and cycles:
+                row[f"{COST_PREFIX}dense_{mapping}/cycles"] = dense_cycles
+                row[f"{prefix}speedup_vs_dense"] = dense_cycles / cycles
+            if dense_energy and energy is not None:
+                row[f"{COST_PREFIX}dense_{mapping}/energy_uj"] = dense_energy
+                row[f"{prefix}energy_ratio_vs_dense"] = energy / dense_energy
+
+
+def _identity(row: dict[str, Any]) -> tuple[Any, ...]:
+    return row.get("model"), row.get("data"), row.get("hw")
+
+
+def reference_note(rows: Sequence[dict[str, Any]]) -> str:
+    """``speedup vs dense on the same mapping and array (imc256)``: what the speedups compare to."""
+    presets = sorted({str(row["hw"]) for row in rows if row.get("hw")})
+    where = f" ({', '.join(presets)})" if presets else ""
+    return f"speedup and energy ratio vs the dense model on the same mapping and array{where}"
+
+
 def varying_overrides(rows: Sequence[dict[str, Any]], limit: int = 40) -> list[str]:
     """Per row, the ``key=value`` overrides that are not the same in every row (at most ``limit`` characters)."""
     split = [str(row.get("overrides") or "").split() for row in rows]
@@ -175,7 +214,9 @@ def sweep_table(rows: Sequence[dict[str, Any]], accuracy: str | None) -> TextTab
     """The compact sweep table printed by ``src/report.py``: one row per job.
 
     Columns: job, status, the overrides that vary, method, accuracy, parameters, and per mapping
-    the cycles, the speedup against the dense model on im2col and the energy (when logged).
+    the cycles, the speedup against the dense model on the same mapping and array and against it
+    on im2col, the energy and its ratio to the dense model's on that mapping (when known; see
+    :func:`add_dense_reference`).
     """
 
     def text(value: Any) -> str:
@@ -195,16 +236,21 @@ def sweep_table(rows: Sequence[dict[str, Any]], accuracy: str | None) -> TextTab
         columns.append(Column("params", count))
         keys.append("parameters/total")
     for mapping in cost_mappings(rows, "cycles"):
-        for quantity, header, show in (
+        quantities = [
             ("cycles", f"{mapping} cycles", count),
-            ("speedup_vs_im2col", f"{mapping} speedup", significant),
+            ("speedup_vs_dense", f"{mapping} speedup vs dense {mapping}", significant),
+            ("speedup_vs_im2col", f"{mapping} speedup vs dense im2col", significant),
             ("energy_uj", f"{mapping} energy (uJ)", significant),
-        ):
+            ("energy_ratio_vs_dense", f"{mapping} energy vs dense {mapping}", significant),
+        ]
+        if mapping == "im2col":  # the same reference twice
+            quantities = [q for q in quantities if q[0] != "speedup_vs_im2col"]
+        for quantity, header, show in quantities:
             key = f"{COST_PREFIX}{mapping}/{quantity}"
             if any(number(row.get(key)) is not None for row in rows):
                 columns.append(Column(header, show))
                 keys.append(key)
-    table = TextTable(columns, [], title=f"{len(rows)} jobs")
+    table = TextTable(columns, [], title=f"{len(rows)} jobs; {reference_note(rows)}")
     labels = varying_overrides(rows)
     for row, label in zip(rows, labels, strict=True):
         values: list[Any] = [row.get("job"), row.get("status"), label]

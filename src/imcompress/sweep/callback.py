@@ -9,7 +9,6 @@ which jobs failed and why, and the command still exits non-zero.
 from __future__ import annotations
 
 import atexit
-import json
 import logging
 import sys
 from pathlib import Path
@@ -20,7 +19,10 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from imcompress.sweep.jobs import JOB_STATUS_FILE, SUMMARY_FILE
+from imcompress import atomic
+from imcompress.run_folder import CorruptRecordError, RunFolder, skipped_note
+from imcompress.runlock import RunFolderBusyError, lock_sweep_folder
+from imcompress.sweep.jobs import JOB_STATUS_FILE
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +37,15 @@ class SweepReportCallback(Callback):
         self._written = False
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        self._sweep_dir = Path(str(config.hydra.sweep.dir)).absolute()
+        """Lock the sweep folder before any job writes into it: an identical multirun started
+        at the same time (same folder) is refused here and writes nothing."""
+        sweep_dir = Path(str(config.hydra.sweep.dir)).absolute()
+        try:
+            lock_sweep_folder(sweep_dir)
+        except RunFolderBusyError as error:
+            # Hydra turns a callback's Exception into a warning and goes on: stop the sweep here.
+            raise SystemExit(f"Error: {error}") from None
+        self._sweep_dir = sweep_dir
         self._written = False
         atexit.register(self.write_report)
 
@@ -46,17 +56,18 @@ class SweepReportCallback(Callback):
         """Record a failure the pipeline could not write into ``summary.json`` itself."""
         if job_return.status != JobStatus.FAILED or config.hydra.mode != RunMode.MULTIRUN:
             return  # single runs: a refused run must not write into the folder it refused
+        error = job_return._return_value
+        if isinstance(error, RunFolderBusyError):
+            return  # refused: the folder belongs to the job holding its lock; write nothing
         output_dir = Path(str(config.hydra.runtime.output_dir))
         try:
-            summary = json.loads((output_dir / SUMMARY_FILE).read_text())
-        except (OSError, ValueError):
-            summary = {}
-        if summary.get("status") == "failed":
-            return
-        error = job_return._return_value
+            if RunFolder(output_dir).status() == "failed":
+                return
+        except CorruptRecordError:
+            pass  # the failure is recorded next to it; report.py names the corrupt file
         record = {"status": "failed", "error": f"{type(error).__name__}: {error}"}
         try:
-            (output_dir / JOB_STATUS_FILE).write_text(json.dumps(record, indent=2) + "\n")
+            atomic.write_json(output_dir / JOB_STATUS_FILE, record)
         except OSError as problem:
             log.warning(f"could not record the failure of {output_dir}: {problem}")
 
@@ -65,6 +76,7 @@ class SweepReportCallback(Callback):
         if self._written or self._sweep_dir is None or not self._sweep_dir.is_dir():
             return
         self._written = True
+        from imcompress.sweep.aggregate import corrupt_jobs
         from imcompress.sweep.jobs import discover_jobs
         from imcompress.sweep.report import build_report, format_report
 
@@ -80,6 +92,9 @@ class SweepReportCallback(Callback):
             return
         stream = sys.stderr if report.failed else sys.stdout
         print(format_report(report), file=stream, flush=True)
+        corrupt = corrupt_jobs(report.rows)
+        if corrupt:
+            print(skipped_note(corrupt), file=sys.stderr, flush=True)
         if report.failed:
             print(
                 f"{len(report.failed)} of {len(report.rows)} jobs failed; the others' results are kept. "

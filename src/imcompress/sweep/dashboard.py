@@ -3,9 +3,10 @@
 Built entirely offline; only :func:`save_workspace` talks to W&B and needs an API key. Keys it
 reads from the runs (as logged by ``src/train.py``): config ``compression.method``, ``group``,
 ``rank``, ``sparsity``, ``hw.name``; history ``val/acc``, ``val/loss``, ``train/loss`` against
-``epoch``; summary ``test/acc`` (or another accuracy) and ``hw/<mapping>/speedup`` (against the
-dense model on im2col), ``hw/<mapping>/energy_uj`` from the crossbar cost callback. Runs are
-grouped and coloured by ``compression.method`` (the same tab10 colours as the sweep plots).
+``epoch``; summary ``test/acc`` (or another accuracy), ``hw/<mapping>/speedup_vs_dense``
+(against the dense model on the same mapping and array), ``hw/<mapping>/speedup`` (against the
+dense model on im2col) and ``hw/<mapping>/energy_uj``. Runs are grouped and coloured by
+``compression.method`` with the palette of the matplotlib figures (:mod:`imcompress.figures`).
 """
 
 from __future__ import annotations
@@ -16,22 +17,20 @@ from pathlib import Path
 from typing import Any
 
 from imcompress.crossbar.options import Method
+from imcompress.figures import METHOD_COLOURS as FIGURE_COLOURS
 
 DEFAULT_MAPPINGS = tuple(m.value for m in Method)
 DEFAULT_NAME = "imcompress: accuracy vs crossbar cost"
 METHOD_KEY = "compression.method"
 SWEEP_AXES = ("group", "rank", "sparsity", "hw.name")
 CURVES = ("val/acc", "val/loss", "train/loss")
-COST_PANELS = (("speedup", "speedup vs dense im2col"), ("energy_uj", "energy [uJ]"))
-# One colour per compression method (matplotlib's tab10, in the order of conf/compression/).
-METHOD_COLOURS = {
-    "none": "#2ca02c",
-    "lr": "#ff7f0e",
-    "glr": "#1f77b4",
-    "prune_unstructured": "#8c564b",
-    "prune_channel": "#d62728",
-    "prune_pattern": "#9467bd",
-}
+COST_PANELS = (
+    ("speedup_vs_dense", "speedup vs dense on the same mapping and array"),
+    ("speedup", "speedup vs dense im2col"),
+    ("energy_uj", "energy [uJ]"),
+)
+# One colour per compression method: the palette of the matplotlib figures (imcompress.figures).
+METHOD_COLOURS = dict(FIGURE_COLOURS)
 DEFAULT_MAX_RUNS = 100  # runs shown per panel (W&B's default, 10, cuts a study short)
 
 
@@ -64,7 +63,8 @@ def build_workspace(
     """The workspace (a ``wandb_workspaces.workspaces.Workspace``; no network).
 
     Sections: training curves grouped by compression method; accuracy against the speedup (vs
-    the dense model on im2col) and against the energy of every mapping; accuracy against the
+    the dense model on the same mapping and array, and vs dense im2col) and against the energy
+    of every mapping; accuracy against the
     group count; parallel coordinates over method, group, rank, sparsity, hw and accuracy. The
     runset is grouped and coloured by compression method and every panel shows up to
     ``max_runs`` runs. ``group`` restricts the runs to one W&B group (one multirun:

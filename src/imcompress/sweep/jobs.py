@@ -15,13 +15,15 @@ from typing import Any
 
 import yaml
 
-SUMMARY_FILE = "summary.json"
+from imcompress.run_folder import OVERRIDES_FILE, CorruptRecordError, RunFolder
+
 JOB_STATUS_FILE = "job_status.json"
 MANIFEST_FILE = "slurm_jobs.json"
 
 # Job states in sweep tables. "running": a job folder without a final summary (still running, or
 # killed without a trace); "missing": planned but no folder yet (pending, or never started).
 FINAL_STATES = ("completed", "failed", "interrupted")
+CORRUPT = "corrupt record"  # a summary.json or .hydra/overrides.yaml that cannot be trusted
 
 
 @dataclass
@@ -35,6 +37,7 @@ class SweepJob:
     status: str = "missing"
     error: str | None = None
     slurm_job_id: str | None = None
+    problem: str | None = None  # why the job's record is corrupt (file and field), if it is
 
     @property
     def overrides_text(self) -> str:
@@ -74,49 +77,52 @@ def planned_overrides(sweep_dir: Path) -> list[list[str]] | None:
     return [list(job) for batch in batches for job in batch]
 
 
-def _job_number(directory: Path) -> int | None:
-    hydra_cfg = _read_yaml(directory / ".hydra" / "hydra.yaml")
-    try:
-        return int(hydra_cfg["hydra"]["job"]["num"])
-    except (TypeError, KeyError, ValueError):
-        return int(directory.name) if directory.name.isdigit() else None
-
-
-def _job_folders(sweep_dir: Path) -> list[tuple[int | None, list[str], Path]]:
+def _job_folders(sweep_dir: Path) -> list[tuple[int | None, list[str], Path, str | None]]:
+    """(number, overrides, folder, why its overrides are unreadable) of every job folder."""
     folders = []
     for directory in sorted(
         path for path in sweep_dir.iterdir() if path.is_dir() and not path.name.startswith(".")
     ):
-        overrides = _read_yaml(directory / ".hydra" / "overrides.yaml")
-        if overrides is None and not (directory / SUMMARY_FILE).exists():
-            continue
-        folders.append((_job_number(directory), [str(item) for item in overrides or []], directory))
+        run = RunFolder(directory)
+        problem = None
+        try:
+            overrides = run.overrides()
+        except CorruptRecordError as error:
+            overrides, problem = [], str(error)
+        if problem is None and not run.has_summary and not (directory / OVERRIDES_FILE).is_file():
+            continue  # not a job folder
+        folders.append((run.job_number(), overrides, directory, problem))
     return folders
 
 
 def _status_of(job: SweepJob, manifest_entry: dict[str, Any] | None) -> None:
     """Fill ``status``/``error`` from the job's files and the launcher's manifest."""
     if job.directory is not None:
-        summary = _read_json(job.directory / SUMMARY_FILE)
-        if summary is not None:
+        try:
+            summary = RunFolder(job.directory).summary()
+        except CorruptRecordError as error:
+            summary, job.problem = {}, job.problem or str(error)
+        if job.problem is not None:
+            job.status, job.error = CORRUPT, job.problem
+        elif summary:
             job.summary = summary
             job.status = str(summary.get("status", "running"))
             job.error = summary.get("error")
         else:
             job.status = "running"
         recorded = _read_json(job.directory / JOB_STATUS_FILE)
-        if recorded and job.status not in FINAL_STATES:
+        if recorded and job.status not in (*FINAL_STATES, CORRUPT):
             job.status = str(recorded.get("status", "failed"))
             job.error = recorded.get("error")
-        job.slurm_job_id = (job.summary.get("slurm") or {}).get("slurm_job_id") or None
-        array_id = (job.summary.get("slurm") or {}).get("slurm_array_job_id")
-        task_id = (job.summary.get("slurm") or {}).get("slurm_array_task_id")
+        slurm = job.summary.get("slurm") or {}
+        job.slurm_job_id = slurm.get("slurm_job_id") or None
+        array_id, task_id = slurm.get("slurm_array_job_id"), slurm.get("slurm_array_task_id")
         if array_id and task_id is not None:
             job.slurm_job_id = f"{array_id}_{task_id}"
     if manifest_entry:
         job.slurm_job_id = job.slurm_job_id or manifest_entry.get("job_id")
         launcher_state = manifest_entry.get("state")
-        if launcher_state == "failed" and job.status not in FINAL_STATES:
+        if launcher_state == "failed" and job.status not in (*FINAL_STATES, CORRUPT):
             job.status = "failed"
             job.error = manifest_entry.get("error") or job.error
         elif launcher_state == "submitted" and job.directory is None:
@@ -132,16 +138,16 @@ def discover_jobs(sweep_dir: Path) -> list[SweepJob]:
     found = _job_folders(sweep_dir)
     planned = planned_overrides(sweep_dir)
     jobs: list[SweepJob] = []
-    by_num = {num: (overrides, directory) for num, overrides, directory in found if num is not None}
+    by_num = {num: (overrides, directory, problem) for num, overrides, directory, problem in found}
     used: set[Path] = set()
     for num, overrides in enumerate(planned or []):
-        overrides_found, directory = by_num.get(num, (overrides, None))
+        overrides_found, directory, problem = by_num.get(num, (overrides, None, None))
         if directory is not None:
             used.add(directory)
-        jobs.append(SweepJob(num, overrides_found or overrides, directory))
-    for found_num, found_overrides, directory in found:
+        jobs.append(SweepJob(num, overrides_found or overrides, directory, problem=problem))
+    for found_num, found_overrides, directory, problem in found:
         if directory not in used:
-            jobs.append(SweepJob(found_num, found_overrides, directory))
+            jobs.append(SweepJob(found_num, found_overrides, directory, problem=problem))
     for job in jobs:
         _status_of(job, manifest.get(str(job.num)) if job.num is not None else None)
     return sorted(

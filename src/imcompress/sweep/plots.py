@@ -2,13 +2,14 @@
 
 Files in the sweep folder, for ``x_axis="cost"`` (default): ``acc_vs_cycles.png`` and
 ``acc_vs_energy.png``; for ``x_axis="speedup"``: ``acc_vs_speedup.png`` (speedup against the dense
-model mapped with im2col, higher is better) and ``acc_vs_energy_ratio.png`` (energy over the
-dense model's on im2col). Jobs that differ only in their seed are one point: the mean, with the
-standard deviation over seeds as error bars. The dense model is a reference: a horizontal line at
-its mean accuracy (jobs with ``compression=none``) and a vertical line at its im2col cost (or at
-1 on the ratio axes). The Pareto front (cheaper or faster, and more accurate) is a dashed step
-line with ringed points. Labels are the overrides that vary, placed where they overlap no other
-label. Uses matplotlib's Agg canvas (no display needed).
+model on the same mapping and array, higher is better) and ``acc_vs_energy_ratio.png`` (energy
+over that dense model's). Jobs that differ only in their seed are one point: the mean, with the
+standard deviation over seeds as error bars where a point has >= 2 seeds (the title says so). The
+dense model is the reference: a horizontal line at its mean accuracy (jobs with
+``compression=none``) and a vertical line at its cost on the panel's mapping (at 1 on the ratio
+axes). The Pareto front (cheaper or faster, and more accurate) is a dashed step line with ringed
+points. Labels are the overrides that vary, placed where they overlap no other label. Drawn with
+:mod:`imcompress.figures` (palette, canvas, labels shared with the other figures).
 """
 
 from __future__ import annotations
@@ -20,13 +21,30 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from imcompress.figures import (
+    draw_dense_reference,
+    draw_pareto,
+    error_bars,
+    error_caption,
+    legend_below,
+    method_colours,
+    new_figure,
+    place_labels,
+    save,
+)
 from imcompress.sweep.aggregate import COST_PREFIX, cost_mappings, number, varying_overrides
 from imcompress.sweep.pareto import pareto_front
 
-__all__ = ["PlotResult", "Quantity", "accuracy_figure", "cost_mappings", "point_labels"]
+__all__ = [
+    "PlotResult",
+    "Quantity",
+    "accuracy_figure",
+    "cost_mappings",
+    "place_labels",
+    "point_labels",
+]
 
 DENSE_METHODS = ("none", "")
-BASELINE = "dense_im2col"
 _SEED = re.compile(r"^(\+*seed)=")
 
 
@@ -38,7 +56,7 @@ class Quantity:
     filename: str
     label: str
     higher_is_better: bool = False
-    ratio: bool = False  # a ratio to the dense im2col model (the reference line sits at 1)
+    ratio: bool = False  # a ratio to the dense model on the same mapping (reference line at 1)
 
 
 QUANTITIES: dict[str, tuple[Quantity, ...]] = {
@@ -48,16 +66,16 @@ QUANTITIES: dict[str, tuple[Quantity, ...]] = {
     ),
     "speedup": (
         Quantity(
-            "speedup_vs_im2col",
+            "speedup_vs_dense",
             "acc_vs_speedup.png",
-            "speedup (dense im2col = 1)",
+            "speedup (dense on the same mapping = 1)",
             higher_is_better=True,
             ratio=True,
         ),
         Quantity(
-            "energy_ratio_vs_im2col",
+            "energy_ratio_vs_dense",
             "acc_vs_energy_ratio.png",
-            "energy ratio (dense im2col = 1)",
+            "energy ratio (dense on the same mapping = 1)",
             ratio=True,
         ),
     ),
@@ -149,11 +167,7 @@ def _group_points(rows: Sequence[dict[str, Any]], x_key: str, accuracy: str) -> 
 
 
 def _method_colours(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    from matplotlib import colormaps
-
-    palette = colormaps["tab10"]
-    methods = sorted({_method(row) for row in rows})
-    return {method: palette(index % 10) for index, method in enumerate(methods)}
+    return method_colours(_method(row) for row in rows)
 
 
 def _dense_accuracy(rows: Sequence[dict[str, Any]], accuracy: str) -> tuple[float, int] | None:
@@ -166,13 +180,14 @@ def _dense_accuracy(rows: Sequence[dict[str, Any]], accuracy: str) -> tuple[floa
     return (statistics.fmean(values), len(values)) if values else None
 
 
-def _dense_x(rows: Sequence[dict[str, Any]], quantity: Quantity) -> float | None:
+def _dense_x(rows: Sequence[dict[str, Any]], mapping: str, quantity: Quantity) -> float | None:
+    """The dense model's value on ``mapping`` (the same array): 1 on the ratio axes."""
     if quantity.ratio:
         return 1.0
     values = [
         v
         for row in rows
-        if (v := number(row.get(f"{COST_PREFIX}{BASELINE}/{quantity.key}"))) is not None
+        if (v := number(row.get(f"{COST_PREFIX}dense_{mapping}/{quantity.key}"))) is not None
     ]
     return statistics.median(values) if values else None
 
@@ -192,11 +207,14 @@ def _draw_panel(
     for method, colour in colours.items():
         chosen = [p for p in points if p.method == method]
         if chosen:
+            seeds = [p.seeds for p in chosen]
             axes.errorbar(
                 [p.x for p in chosen],
                 [p.y for p in chosen],
-                xerr=[p.x_std for p in chosen] if any(p.x_std for p in chosen) else None,
-                yerr=[p.y_std for p in chosen],
+                xerr=error_bars([p.x_std for p in chosen], seeds)
+                if any(p.x_std for p in chosen)
+                else None,
+                yerr=error_bars([p.y_std for p in chosen], seeds),
                 fmt="o",
                 color=colour,
                 ecolor=colour,
@@ -208,41 +226,16 @@ def _draw_panel(
             )
     sign = -1.0 if quantity.higher_is_better else 1.0
     front = pareto_front([sign * p.x for p in points], [p.y for p in points])
-    front_x = [points[i].x for i in front]
-    front_y = [points[i].y for i in front]
-    axes.step(
-        front_x,
-        front_y,
-        where="post",  # front ordered best-x first: the corners are attained points' (x, y)
-        linestyle="--",
-        color="black",
-        linewidth=1,
-        label="Pareto front",
-        zorder=2,
-    )
-    axes.scatter(
-        front_x, front_y, s=140, facecolors="none", edgecolors="black", linewidths=1.2, zorder=4
-    )
+    draw_pareto(axes, [points[i].x for i in front], [points[i].y for i in front])
     dense_acc = _dense_accuracy(rows, accuracy)
-    if dense_acc is not None:
-        axes.axhline(
-            dense_acc[0],
-            color="grey",
-            linestyle=":",
-            linewidth=1.2,
-            label=f"dense accuracy (mean of {dense_acc[1]})",
-            zorder=1,
-        )
-    dense_x = _dense_x(rows, quantity)
-    if dense_x is not None:
-        axes.axvline(
-            dense_x,
-            color="grey",
-            linestyle="-.",
-            linewidth=1.0,
-            label="dense model on im2col",
-            zorder=1,
-        )
+    dense_x = _dense_x(rows, mapping, quantity)
+    draw_dense_reference(
+        axes,
+        dense_acc[0] if dense_acc else None,
+        dense_x,
+        f"dense model on {mapping}",
+        f"dense accuracy (mean of {dense_acc[1]})" if dense_acc else "",
+    )
     xs = [p.x for p in points] + ([dense_x] if dense_x is not None else [])
     if min(xs) > 0 and max(xs) / min(xs) > 100:
         axes.set_xscale("log")
@@ -255,76 +248,16 @@ def _draw_panel(
     return points
 
 
-# Offsets (points) tried for a label, nearest first: right, above, left, below, then diagonals.
-_OFFSETS = [
-    (6, 4), (6, -10), (-6, 4), (-6, -10), (0, 10), (0, -14), (10, 14), (10, -18),
-    (-10, 14), (-10, -18), (14, 0), (-14, 0), (0, 22), (0, -26), (18, 24), (-18, -28),
-]  # fmt: skip
-
-
-def place_labels(
-    figure: Any, axes: Any, points: Sequence[_Point], fontsize: float = 7
-) -> list[Any]:
-    """Annotate every point with its label where it overlaps no label placed before.
-
-    Tries the offsets of ``_OFFSETS`` in turn and keeps the first one whose text box (measured with
-    the figure's renderer) overlaps no placed label, no marker and no error bar; a label with no
-    free spot is left off (its point still shows, and its method is in the legend). Returns the
-    placed annotations.
-    """
-    from matplotlib.transforms import Bbox
-
-    renderer = figure.canvas.get_renderer()
-    placed: list[Any] = []
-    boxes: list[Any] = []
-    obstacles = []
-    for point in points:  # the marker and the vertical error bar of every point
-        low = axes.transData.transform((point.x, point.y - point.y_std))
-        high = axes.transData.transform((point.x, point.y + point.y_std))
-        obstacles.append(
-            Bbox([[low[0] - 5, min(low[1], high[1]) - 5], [low[0] + 5, max(low[1], high[1]) + 5]])
-        )
-    for point in sorted(points, key=lambda p: (-p.y, p.x)):
-        if not point.label:
-            continue
-        for dx, dy in _OFFSETS:
-            text = axes.annotate(
-                point.label,
-                (point.x, point.y),
-                textcoords="offset points",
-                xytext=(dx, dy),
-                ha="left" if dx >= 0 else "right",
-                fontsize=fontsize,
-                zorder=5,
-            )
-            box = text.get_window_extent(renderer).expanded(1.04, 1.1)
-            inside = axes.get_window_extent(renderer)
-            clear = not any(box.overlaps(other) for other in boxes + obstacles)
-            within = (
-                inside.x0 <= box.x0 and box.x1 <= inside.x1 and inside.y0 <= box.y0 <= inside.y1
-            )
-            if clear and within:
-                placed.append(text)
-                boxes.append(box)
-                break
-            text.remove()
-    return placed
-
-
 def accuracy_figure(
     rows: Sequence[dict[str, Any]], accuracy: str, quantity: Quantity
 ) -> tuple[Any, list[Any]] | None:
     """The figure for one x quantity (one panel per mapping) and its panels; None without data."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     completed = [row for row in rows if row.get("status", "completed") == "completed"]
     mappings = cost_mappings(completed, quantity.key)
     if not mappings:
         return None
     colours = _method_colours(completed)
-    figure = Figure(figsize=(4.6 * len(mappings), 4.2), layout="constrained")
-    FigureCanvasAgg(figure)
+    figure = new_figure(4.6 * len(mappings), 4.2)
     panels = list(figure.subplots(1, len(mappings), sharey=True, squeeze=False)[0])
     counts = []
     drawn = []
@@ -335,13 +268,12 @@ def accuracy_figure(
         axes.set_title(mapping)
         axes.set_xlabel(f"{mapping} {quantity.label}")
     panels[0].set_ylabel(accuracy)
-    handles, labels = panels[0].get_legend_handles_labels()
-    if handles:
-        figure.legend(
-            handles, labels, loc="outside lower center", ncols=min(len(labels), 5), fontsize=8
-        )
+    legend_below(figure, panels[0])
+    presets = sorted({str(row["hw"]) for row in completed if row.get("hw")})
+    on = f" on {', '.join(presets)}" if presets else ""
+    caption = error_caption(p.seeds for points in drawn for p in points)
     figure.suptitle(
-        f"{accuracy} vs {quantity.label} ({max(counts)} jobs; error bars: std over seeds)"
+        f"{accuracy} vs {quantity.label}{on} ({max(counts)} jobs; {caption})", fontsize=10
     )
     figure.canvas.draw()  # final layout, so that label boxes are measured where they end up
     for axes, points in zip(panels, drawn, strict=True):
@@ -375,7 +307,5 @@ def write_plots(
                 f"{quantity.filename} skipped"
             )
             continue
-        path = out_dir / quantity.filename
-        drawn[0].savefig(path, dpi=110)
-        files.append(path)
+        files.append(save(drawn[0], out_dir / quantity.filename))
     return PlotResult(files, messages)

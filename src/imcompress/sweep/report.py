@@ -7,7 +7,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from imcompress.sweep.aggregate import TABLE_FILE, accuracy_column, job_row, write_table
+from imcompress.sweep.aggregate import (
+    TABLE_FILE,
+    accuracy_column,
+    add_dense_reference,
+    job_row,
+    write_table,
+)
 from imcompress.sweep.jobs import discover_jobs
 from imcompress.sweep.plots import write_plots
 
@@ -38,10 +44,11 @@ def build_report(
     """Write ``sweep_summary.csv`` and the PNG plots into ``sweep_dir``; works on partial sweeps.
 
     ``x_axis``: ``cost`` (cycles, energy) or ``speedup`` (speedup and energy ratio against the
-    dense model on im2col), see :func:`imcompress.sweep.plots.write_plots`.
+    dense model on the same mapping and array), see :func:`imcompress.sweep.plots.write_plots`.
     """
     sweep_dir = Path(sweep_dir)
     rows = [job_row(job) for job in discover_jobs(sweep_dir)]
+    add_dense_reference(rows)
     report = SweepReport(sweep_dir, rows, write_table(rows, sweep_dir / TABLE_FILE))
     report.accuracy = accuracy_column(
         [row for row in rows if row["status"] == "completed"], accuracy

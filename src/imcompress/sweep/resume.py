@@ -9,19 +9,23 @@ both launchers (:mod:`hydra_plugins.imcompress_sweep`).
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.types import HydraContext
 from omegaconf import DictConfig, open_dict
 
-from imcompress.sweep.jobs import SUMMARY_FILE
+from imcompress.run_folder import (
+    CHECKPOINT_DIR,
+    OVERRIDES_FILE,
+    SUMMARY_FILE,
+    CorruptRecordError,
+    RunFolder,
+)
 
 log = logging.getLogger(__name__)
 
@@ -62,24 +66,34 @@ def _comparable(overrides: Sequence[str]) -> list[str]:
 
 
 def plan_job(num: int, overrides: Sequence[str], directory: Path) -> PlannedJob:
-    """What job ``num`` does given what its folder holds (see the module docstring)."""
+    """What job ``num`` does given what its folder holds (see the module docstring).
+
+    Only ``.hydra/overrides.yaml`` (safe YAML) and ``summary.json`` are read; the saved config is
+    never instantiated (the job is composed again from the sweep's own overrides). A folder whose
+    overrides file is corrupt cannot be matched to the job and stops the sweep."""
     overrides = list(overrides)
-    recorded_file = directory / ".hydra" / "overrides.yaml"
-    if recorded_file.is_file():
-        recorded = yaml.safe_load(recorded_file.read_text()) or []
-        if _comparable([str(item) for item in recorded]) != _comparable(overrides):
-            raise SweepFolderMismatchError(
-                f"job #{num}: {directory} holds a job with overrides {recorded}, but this sweep "
-                f"would run {overrides} there. Rerun the same command to resume that sweep, or use "
-                "a new hydra.sweep.dir (leave it at its default). Nothing was run."
-            )
+    run = RunFolder(directory)
     try:
-        summary = json.loads((directory / SUMMARY_FILE).read_text())
-    except (OSError, ValueError):
+        recorded = run.overrides() if (directory / OVERRIDES_FILE).is_file() else None
+    except CorruptRecordError as error:
+        raise SweepFolderMismatchError(
+            f"job #{num}: {error}; cannot tell which job {directory} holds. Rerun into a new "
+            "hydra.sweep.dir (leave it at its default). Nothing was run."
+        ) from None
+    if recorded is not None and _comparable(recorded) != _comparable(overrides):
+        raise SweepFolderMismatchError(
+            f"job #{num}: {directory} holds a job with overrides {recorded}, but this sweep "
+            f"would run {overrides} there. Rerun the same command to resume that sweep, or use "
+            "a new hydra.sweep.dir (leave it at its default). Nothing was run."
+        )
+    try:
+        summary = run.summary()
+    except CorruptRecordError as error:
+        log.warning(f"#{num}: {error}; the job runs again")
         summary = {}
-    if isinstance(summary, dict) and summary.get("status") == "completed":
+    if summary.get("status") == "completed":
         return PlannedJob(num, overrides, directory, "skip", summary)
-    checkpoints = directory / "checkpoints"
+    checkpoints = directory / CHECKPOINT_DIR
     if checkpoints.is_dir() and any(checkpoints.glob("*.ckpt")):
         if not any(str(item).startswith(("ckpt_path=", "+ckpt_path=")) for item in overrides):
             overrides = [*overrides, RESUME_OVERRIDE]

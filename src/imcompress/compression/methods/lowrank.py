@@ -14,6 +14,7 @@ from typing import Any
 from torch import nn
 
 from imcompress.compression.factorization import (
+    Factorization,
     FactorSplit,
     GroupDim,
     RankMode,
@@ -31,6 +32,7 @@ from imcompress.compression.registry import (
 )
 from imcompress.compression.schemas import SelectionFields
 from imcompress.compression.selection import set_submodule
+from imcompress.errors import LayerProblem
 
 
 @dataclass
@@ -45,6 +47,7 @@ class LowRankCompressionConfig(SelectionFields):
     group_dim: GroupDim = GroupDim["in"]
     rank_mode: RankMode = RankMode["per_group"]
     factor_split: FactorSplit = FactorSplit["balanced"]
+    factorization: Factorization = Factorization["svd"]  # whitened: needs calibration data
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,41 @@ class GroupLowRank(CompressionMethod[LowRankCompressionConfig, LowRankLayer]):
     name = "glr"
     schema = LowRankCompressionConfig
     schema_name = "base_lowrank"
+    layer_type = LowRankLayer
+    # a plan's ranks are per group; its errors are those of its factorization
+    plan_option_keys = ("group_dim", "rank_mode", "factorization")
+
+    def plan_items(self, opts: LowRankCompressionConfig, space: Any) -> list[Any]:
+        """Dense and every (groups, per-group rank) of every target (group counts: the
+        divisors of the split channels, restricted to ``space.groups``; ``lr``: 1 only)."""
+        from dataclasses import replace
+
+        from imcompress.planner.items import lowrank_items
+
+        if self.name == "lr":
+            space = replace(space, groups=[1])
+        return lowrank_items(
+            space, self.name, str(opts.group_dim), self.plan_setting, str(opts.factorization)
+        )
+
+    @staticmethod
+    def plan_setting(rank: int, groups: int) -> LowRankLayer:
+        """The settings of one planned layer: per-group ``rank`` of ``groups`` groups."""
+        return LowRankLayer(rank=rank, groups=groups)
+
+    def uniform_settings(
+        self, opts: LowRankCompressionConfig, shape: tuple[int, ...], grid: tuple[float, ...] = ()
+    ) -> list[tuple[dict[str, Any], LowRankLayer]]:
+        """What ``compression.rank=<ratio> compression.groups=<g>`` gives a layer of ``shape``,
+        for every ratio k/256 and group count dividing its split channels."""
+        split = shape[1] if opts.group_dim == GroupDim["in"] else shape[0]
+        out = []
+        for groups in _divisors(split) if self.name == "glr" else [1]:
+            limit = max_rank(shape, groups, opts.group_dim)
+            for step in range(1, 257):
+                rank = min(limit, max(1, round(step / 256 * limit)))
+                out.append(({"groups": groups, "rank": step / 256}, LowRankLayer(rank, groups)))
+        return out
 
     def check(self, opts: LowRankCompressionConfig) -> None:
         groups = opts.groups
@@ -101,10 +139,14 @@ class GroupLowRank(CompressionMethod[LowRankCompressionConfig, LowRankLayer]):
             layer = settings[name]
             split = conv.in_channels if opts.group_dim == GroupDim["in"] else conv.out_channels
             if split % layer.groups:
-                side = "IC" if opts.group_dim == GroupDim["in"] else "OC"
+                side = "input" if opts.group_dim == GroupDim["in"] else "output"
                 problems.append(
-                    f"{name} ({describe(conv)}): groups={layer.groups} does not divide "
-                    f"{side}={split}; valid groups: {_divisors(split)}"
+                    LayerProblem(
+                        name,
+                        f"groups={layer.groups} does not divide the {side} channels",
+                        detail=describe(conv),
+                        valid=_divisors(split),
+                    )
                 )
                 continue
             try:

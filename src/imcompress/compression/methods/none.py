@@ -21,6 +21,7 @@ class NoCompression(CompressionMethod[CompressionConfig, None]):
 
     name = "none"
     schema = CompressionConfig
+    layer_type = None  # a planned `method: none` layer has no settings: it stays dense
 
     def layer_settings(self, opts: CompressionConfig, targets: Targets) -> dict[str, None]:
         return {}

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from imcompress.compression.methods.pruning import PruneLayer, PruningMethod
-from imcompress.compression.pruning.base import MaskedPruner
+from imcompress.compression.pruning.base import Criterion, MaskedPruner
 from imcompress.compression.pruning.pattern import PatternPruner
 from imcompress.compression.pruning.patterns import PatternDim, PatternSet
 from imcompress.compression.registry import Targets, describe, register_method
@@ -29,6 +29,7 @@ class PatternPruneConfig(PruneScheduleFields):
     num_patterns: int = 8
     patdnn_center: bool = True
     pattern_dim: PatternDim = PatternDim["kernel"]
+    criterion: Criterion = Criterion["magnitude"]  # activation: needs calibration data
 
 
 @register_method
@@ -37,6 +38,21 @@ class PatternPruning(PruningMethod[PatternPruneConfig]):
 
     name = "prune_pattern"
     schema = PatternPruneConfig
+    plan_option_keys = (
+        "pattern_set",
+        "pattern_entries",
+        "num_patterns",
+        "patdnn_center",
+        "pattern_dim",
+    )
+
+    def plan_check(self, opts: PatternPruneConfig) -> None:
+        """A PatDNN set is learnt from the pruned layers, which the plan chooses: refused."""
+        if opts.pattern_set != PatternSet["pconv"]:
+            raise ValueError(
+                f"planning prune_pattern needs compression.pattern_set=pconv (a "
+                f"{opts.pattern_set} set depends on which layers are pruned), got {opts.pattern_set}"
+            )
 
     def check(self, opts: PatternPruneConfig) -> None:
         super().check(opts)

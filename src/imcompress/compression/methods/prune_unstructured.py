@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from imcompress.compression.methods.pruning import PruningMethod
-from imcompress.compression.pruning.base import MaskedPruner
+from imcompress.compression.pruning.base import Criterion, MaskedPruner
 from imcompress.compression.pruning.unstructured import Scope, UnstructuredPruner
 from imcompress.compression.registry import Targets, register_method
 from imcompress.compression.schemas import PruneScheduleFields
@@ -19,6 +19,7 @@ class UnstructuredPruneConfig(PruneScheduleFields):
 
     method: str = "prune_unstructured"
     scope: Scope = Scope["layer"]
+    criterion: Criterion = Criterion["magnitude"]  # activation: needs calibration data
 
 
 @register_method
@@ -27,6 +28,7 @@ class UnstructuredPruning(PruningMethod[UnstructuredPruneConfig]):
 
     name = "prune_unstructured"
     schema = UnstructuredPruneConfig
+    plan_option_keys = ("scope",)
 
     def build_pruner(
         self, model: nn.Module, targets: Targets, opts: UnstructuredPruneConfig

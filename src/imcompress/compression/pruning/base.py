@@ -10,6 +10,7 @@ at every forward, so pruned weights stay zero through fine-tuning.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from enum import StrEnum
 from typing import Any
 
 import torch
@@ -17,6 +18,9 @@ from torch import nn
 from torch.nn.utils import prune
 
 ParamKey = tuple[nn.Module, str]
+# `criterion` option: score of a weight, |w| | |w| * ||X_j||_2 with X_j the calibration inputs
+# of its input column (Wanda, Sun et al. 2023, arXiv 2306.11695).
+Criterion = StrEnum("Criterion", ["magnitude", "activation"])
 
 
 def effective(module: nn.Module, name: str = "weight") -> torch.Tensor:
@@ -52,6 +56,29 @@ class MaskedPruner(ABC):
     def __init__(self, targets: list[tuple[str, nn.Conv2d]]) -> None:
         self.targets = targets
         self.current_target: float | None = None
+        # criterion=activation: per target, ||X_j||_2 of its input columns as (IC, K, K)
+        self.input_scale: dict[str, torch.Tensor] | None = None
+
+    def scored(self, name: str, conv: nn.Module) -> torch.Tensor:
+        """The masked weight of target ``name``, times its input norms under the activation
+        criterion (Wanda's ``|W_ij| * ||X_j||``, sign kept); the plain masked weight otherwise."""
+        weight = effective(conv)
+        if self.input_scale is None:
+            return weight
+        return weight * self.input_scale[name].to(weight)
+
+    @torch.no_grad()
+    def use_input_scale(self, scale: dict[str, torch.Tensor]) -> None:
+        """Score by input norms from now on (criterion=activation); masks already set are
+        recomputed from the unpruned weights at the current target."""
+        missing = [name for name, _ in self.targets if name not in scale]
+        if missing:
+            raise ValueError(f"no calibration inputs for the pruned layer(s) {missing}")
+        self.input_scale = {name: scale[name] for name, _ in self.targets}
+        if self.current_target is not None:
+            for module, name in self.masked_params():
+                getattr(module, name + "_mask").fill_(1.0)
+            self.prune_to(self.current_target)
 
     def masked_params(self) -> list[ParamKey]:
         """Every (module, parameter name) this pruner masks; targets' weights by default."""

@@ -60,9 +60,22 @@ class PatternPruner(MaskedPruner):
         super().__init__(targets)
         self.pattern_set_name = parse_choice(PatternSet, pattern_set, "pattern_set")
         self.dim = parse_choice(PatternDim, dim, "pattern_dim")
+        self.set_options = (entries, num_patterns, centre)
         weights = [effective(conv) for _, conv in targets]
         self.patterns = build_pattern_set(pattern_set, weights, entries, num_patterns, centre)
         self.install()
+
+    def use_input_scale(self, scale: dict[str, torch.Tensor]) -> None:
+        """As :meth:`MaskedPruner.use_input_scale`; a PatDNN set is chosen from the scores of
+        the unpruned weights."""
+        self.input_scale = {name: scale[name] for name, _ in self.targets if name in scale}
+        if self.pattern_set_name == PatternSet["patdnn"]:
+            with torch.no_grad():
+                for module, name in self.masked_params():
+                    getattr(module, name + "_mask").fill_(1.0)
+            weights = [self.scored(name, conv) for name, conv in self.targets]
+            self.patterns = build_pattern_set(self.pattern_set_name, weights, *self.set_options)
+        super().use_input_scale(scale)
 
     @property
     def pattern_sparsity(self) -> float:
@@ -88,7 +101,8 @@ class PatternPruner(MaskedPruner):
 
     def compute_masks(self, sparsity: float) -> dict[ParamKey, torch.Tensor]:
         return {
-            (conv, "weight"): self.layer_mask(effective(conv), sparsity) for _, conv in self.targets
+            (conv, "weight"): self.layer_mask(self.scored(name, conv), sparsity)
+            for name, conv in self.targets
         }
 
     def pattern_cells(self) -> list[list[int]]:

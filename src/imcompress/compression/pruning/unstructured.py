@@ -1,4 +1,5 @@
-"""Unstructured magnitude pruning: zero the smallest-magnitude weights, per layer or globally."""
+"""Unstructured pruning: zero the weights of smallest score (magnitude, or magnitude times
+input norm with ``criterion=activation``), per layer or globally."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import torch
 from torch import nn
 
 from imcompress.compression.choices import parse_choice
-from imcompress.compression.pruning.base import MaskedPruner, ParamKey, effective, keep_largest
+from imcompress.compression.pruning.base import MaskedPruner, ParamKey, keep_largest
 
 # `scope` option: every layer reaches the sparsity | one magnitude threshold over all layers.
 Scope = StrEnum("Scope", ["layer", "global"])
@@ -26,7 +27,7 @@ class UnstructuredPruner(MaskedPruner):
         self.install()
 
     def compute_masks(self, sparsity: float) -> dict[ParamKey, torch.Tensor]:
-        weights = [effective(conv).abs() for _, conv in self.targets]
+        weights = [self.scored(name, conv).abs() for name, conv in self.targets]
         if self.scope == Scope["layer"]:
             return {
                 (conv, "weight"): keep_largest(w, round(sparsity * w.numel()))
