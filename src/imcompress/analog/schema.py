@@ -9,7 +9,6 @@ time, a value out of range in :func:`resolve_settings` before any work starts.
 from __future__ import annotations
 
 import math
-
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
