@@ -32,7 +32,8 @@ def test_identical_multirun_started_meanwhile_is_refused_and_writes_nothing(
     sweep = tmp_path / "sweep"
     command = [
         sys.executable, str(ROOT / "src" / "train.py"), "experiment=smoke", "logger=none",
-        f"hydra.sweep.dir={sweep}", "-m", "seed=1",
+        f"hydra.sweep.dir={sweep}", "trainer.max_epochs=40", "-m", "seed=1",  # long enough to
+        # still run while the second multirun starts, also on a loaded machine
     ]  # fmt: skip
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     first = subprocess.Popen(

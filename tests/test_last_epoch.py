@@ -206,7 +206,11 @@ def test_kill_resume_repeat_continues_from_the_last_completed_epoch(tmp_path: Pa
     assert attempts[-1]["steps_trained"] == epochs * steps - killed_at[1][1]
     assert summary["epochs"] == epochs
     expected = [str(epoch) for epoch in range(epochs)]
-    assert epochs_with(job, "val/acc") == expected  # each epoch once
+    # each epoch at most once; a kill in the moment between an epoch's checkpoint and the flush
+    # of its metrics row loses that row (docs/reliability.md, Limits; seen on a loaded machine)
+    validated = epochs_with(job, "val/acc")
+    assert len(validated) == len(set(validated)) and set(validated) <= set(expected)
+    assert len(validated) >= epochs - len(killed_at) and validated[-1] == expected[-1]
     # Epoch-end training rows are logged just after the epoch's checkpoint: a kill in those
     # milliseconds loses that row (docs/reliability.md, Limits), it is never written twice.
     trained = epochs_with(job, "train/loss")

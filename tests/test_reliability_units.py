@@ -256,7 +256,12 @@ def _fit_until(signum: int) -> Any:
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 @pytest.mark.parametrize("inside_lightning", [True, False])
 def test_signal_gives_shell_exit_status_and_interrupted_summary(
-    job_config: Any, tmp_path: Path, signum: int, code: int, inside_lightning: bool
+    job_config: Any,
+    tmp_path: Path,
+    signum: int,
+    code: int,
+    inside_lightning: bool,
+    request: pytest.FixtureRequest,
 ) -> None:
     cfg = job_config(["experiment=smoke", "logger=none"])
 
@@ -264,6 +269,13 @@ def test_signal_gives_shell_exit_status_and_interrupted_summary(
         os.kill(os.getpid(), signum)  # e.g. while the data is being read
 
     steps = _fit_until(signum) if inside_lightning else outside
+    # a job starts with Python's default handlers; an earlier in-process test of the full suite
+    # can leave another SIGINT handler installed, which run_task then (rightly) leaves alone
+    previous = (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM))
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    request.addfinalizer(lambda: (signal.signal(signal.SIGINT, previous[0]),
+                                  signal.signal(signal.SIGTERM, previous[1])))  # fmt: skip
     before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     with pytest.raises(SystemExit) as stopped:
         run_task(cfg, tmp_path, None, steps)
