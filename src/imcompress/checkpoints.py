@@ -20,7 +20,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import zipfile
 from collections.abc import Iterable
@@ -233,10 +232,9 @@ def _newest_valid_or_raise(candidates: list[Path], option: str) -> Path:
 
 
 def _previous_status(output_dir: Path) -> str | None:
-    try:
-        return json.loads((output_dir / SUMMARY_FILE).read_text()).get("status")
-    except (OSError, ValueError, AttributeError):
-        return None
+    from imcompress.run_folder import summary_if_readable
+
+    return summary_if_readable(output_dir).get("status")
 
 
 def _names(paths: list[Path]) -> str:

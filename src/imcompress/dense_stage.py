@@ -40,6 +40,7 @@ from imcompress.compression.pretrained import (
     resolve_checkpoint,
 )
 from imcompress.config import check_required
+from imcompress.run_folder import summary_if_readable
 
 STAGE_LOCK = "stage.lock"
 RECIPE_FILE = "dense_recipe.json"  # the recipe whose hash names the folder
@@ -192,7 +193,7 @@ def train_dense_stage(dense_cfg: DictConfig, folder: Path) -> None:
 
 def checkpoint_record(checkpoint: Path, folder: Path | None, source: str) -> dict[str, Any]:
     """Path, epoch and test accuracy of the dense checkpoint a job starts from."""
-    run = _read_summary(folder) if folder is not None else {}
+    run = summary_if_readable(folder) if folder is not None else {}
     tested_file = _tested_file(folder, run) if folder is not None else None
     same = tested_file is not None and tested_file.resolve() == checkpoint.resolve()
     state = load_checkpoint_safely(checkpoint)
@@ -248,19 +249,11 @@ def _check_can_train(dense_cfg: DictConfig, folder: Path) -> None:
 
 
 def _status(folder: Path) -> str | None:
-    return _read_summary(folder).get("status")
+    return summary_if_readable(folder).get("status")
 
 
 def _error(folder: Path) -> str:
-    return str(_read_summary(folder).get("error") or f"see {folder / 'summary.json'}")
-
-
-def _read_summary(folder: Path) -> dict[str, Any]:
-    try:
-        value = json.loads((folder / "summary.json").read_text())
-    except (OSError, ValueError):
-        return {}
-    return value if isinstance(value, dict) else {}
+    return str(summary_if_readable(folder).get("error") or f"see {folder / 'summary.json'}")
 
 
 def _tested_file(folder: Path, run: dict[str, Any]) -> Path | None:

@@ -137,6 +137,17 @@ def _read_text(file: Path) -> str | None:
         raise CorruptRecordError(file, f"cannot be read ({error})") from None
 
 
+def summary_if_readable(folder: Path) -> dict[str, Any]:
+    """``folder``'s ``summary.json`` unvalidated; {} when it is missing, unreadable or not a JSON
+    object. For callers that only ask whether a job finished and treat a damaged record as none
+    (resume, the dense stage, the study runner); every other reader uses :func:`read_summary`."""
+    try:
+        data = json.loads((Path(folder) / SUMMARY_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def read_summary(file: Path) -> dict[str, Any] | None:
     """The validated ``summary.json`` at ``file``; None when there is none."""
     text = _read_text(file)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 import re
 import subprocess
@@ -20,6 +19,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from imcompress.run_folder import summary_if_readable
 
 ROOT = Path(__file__).resolve().parents[3]  # the repository (src/imcompress/studies/ -> ../../..)
 JOBS_HEADER = ("order", "priority", "name", "seed", "overrides")
@@ -91,11 +92,7 @@ def fill(overrides: Iterable[str], values: dict[str, str]) -> list[str]:
 
 def read_summary(job_dir: Path) -> dict[str, Any] | None:
     """The job's ``summary.json`` (None when missing or unreadable)."""
-    try:
-        data = json.loads((job_dir / "summary.json").read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
+    return summary_if_readable(job_dir) or None
 
 
 def is_completed(job_dir: Path) -> bool:
