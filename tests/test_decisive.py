@@ -70,7 +70,10 @@ def test_job_list_runs_seed_one_of_every_priority_one_point_first_and_round_trip
     assert jobs[0].name == "dense"
     first = [j for j in jobs if j.priority == 1]
     seeds = [j.seed for j in first]
-    assert seeds == sorted(seeds) and set(seeds) == {1, 2, 3} and len(first) == 21
+    assert seeds == sorted(seeds) and set(seeds) == {1, 2, 3} and len(first) == 23
+    mixed = [j for j in first if j.name.startswith("planned_mixed")]
+    assert [j.seed for j in mixed] == [1, 2]  # issue 18: the mixed plan, 2 seeds
+    assert "compression=plan" in mixed[0].overrides  # applied with each method's planned options
     assert "unstructured_act_k0.06" in {j.name for j in first}
     assert [j.priority for j in jobs] == sorted(j.priority for j in jobs)
     assert read_jobs_tsv(jobs_tsv(jobs)) == jobs

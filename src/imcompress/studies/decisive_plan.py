@@ -89,11 +89,15 @@ METHODS: dict[str, Method] = {
 }
 
 
+MIXED_METHODS = "[glr,prune_pattern]"  # the mixed plan's union of candidates (dense always one)
+
+
 @dataclass(frozen=True)
 class PlanSpec:
-    """A planned point: ``family`` (glr | pattern) planned by ``src/plan.py`` for ``hw`` at
-    ``ratio`` of the dense model's SDK cycles (GLR: whitened factors; pattern: array-wise PConv
-    patterns with ``criterion``)."""
+    """A planned point: ``family`` (glr | pattern | mixed) planned by ``src/plan.py`` for ``hw``
+    at ``ratio`` of the dense model's SDK cycles (GLR: whitened factors; pattern: array-wise
+    PConv patterns with ``criterion``; mixed: every layer picks from both, applied with
+    ``compression=plan``)."""
 
     family: str
     hw: str
@@ -102,19 +106,27 @@ class PlanSpec:
 
     @property
     def name(self) -> str:
-        suffix = "_act" if self.family == "pattern" and self.criterion == "activation" else ""
-        return f"{self.family}{suffix}_{self.hw}_c{self.ratio:.2f}"
+        scored = self.family != "glr" and self.criterion == "activation"
+        return f"{self.family}{'_act' if scored else ''}_{self.hw}_c{self.ratio:.2f}"
 
     @property
     def label(self) -> str:
-        family = "GLR (whitened)" if self.family == "glr" else f"pattern, {self.criterion}"
+        family = {
+            "glr": "GLR (whitened)",
+            "pattern": f"pattern, {self.criterion}",
+            "mixed": f"GLR (whitened) + pattern, {self.criterion}",
+        }[self.family]
         return f"planned {family} ({self.hw})"
 
     def compression(self) -> tuple[str, ...]:
-        """Overrides of the compression the plan is made for and applied with."""
+        """Overrides of the compression the plan is made for (src/plan.py)."""
+        glr = ("compression=glr", "compression.factorization=whitened")
         if self.family == "glr":
-            return ("compression=glr", "compression.factorization=whitened")
-        return (*_pruning("pattern", self.criterion).overrides,)
+            return glr
+        if self.family == "pattern":
+            return (*_pruning("pattern", self.criterion).overrides,)
+        pattern = f"pattern_set:pconv,pattern_dim:input_channel,criterion:{self.criterion}"
+        return (*glr, f"plan.methods={MIXED_METHODS}", f"+plan.options.prune_pattern={{{pattern}}}")
 
     def planner_overrides(self, dense: str, out: str, run_dir: str) -> list[str]:
         """``src/plan.py`` overrides that write this plan to ``out``."""
@@ -130,7 +142,10 @@ class PlanSpec:
         ]
 
     def job_overrides(self) -> tuple[str, ...]:
-        return (*self.compression(), f"compression.plan=<plans>/{self.name}.yaml")
+        """Overrides of a job that applies the plan (a mixed one through ``compression=plan``,
+        which takes each method's options from the plan file)."""
+        applied = ("compression=plan",) if self.family == "mixed" else self.compression()
+        return (*applied, f"compression.plan=<plans>/{self.name}.yaml")
 
 
 @dataclass(frozen=True)
@@ -190,8 +205,9 @@ def _uniform(
 
 
 def study_points(matched: Matched, choices: Choices) -> dict[int, list[Point]]:
-    """The points by priority (issue 17, item 5): 1 at ~6 % kept, 3 seeds; 2 at ~12 %, 2 seeds,
-    planned GLR at 0.40x cycles 3 seeds; 3 distillation at ~6 %; 4 LR / GLR-2 whitened and the
+    """The points by priority (issue 17, item 5): 1 at ~6 % kept, 3 seeds, and the planned
+    points at 0.50x cycles (GLR, pattern: 3 seeds; the mixed plan of issue 18: 2); 2 at ~12 %,
+    2 seeds, planned GLR and mixed at 0.40x cycles 3 seeds; 3 distillation at ~6 %; 4 LR / GLR-2 whitened and the
     other pruning criterion at ~6 %. Priority 0: the dense checkpoint tested as it is (no
     training; evaluated in process, :mod:`imcompress.studies.evaluation`)."""
     low, mid = 0.06, 0.12
@@ -203,14 +219,16 @@ def study_points(matched: Matched, choices: Choices) -> dict[int, list[Point]]:
                 pruning_key("pattern", choices, level)]  # fmt: skip
 
     pattern_plan = PlanSpec("pattern", "imc64", 0.50, choices.criterion[("pattern", low)])
-    points[1] = [
+    points[1] = [  # planned mixed: issue 18's plan of GLR and patterns, next to both
         *_uniform(uniform_keys(low), low, matched, (1, 2, 3)),
         planned_point(glr_plan_50, (1, 2, 3)),
         planned_point(pattern_plan, (1, 2, 3)),
+        planned_point(PlanSpec("mixed", "imc64", 0.50, pattern_plan.criterion), (1, 2)),
     ]
     points[2] = [
         *_uniform(uniform_keys(mid), mid, matched, (1, 2)),
         planned_point(PlanSpec("glr", "imc64", 0.40), (1, 2, 3)),
+        planned_point(PlanSpec("mixed", "imc64", 0.40, pattern_plan.criterion), (1, 2, 3)),
         Point("dense_ft", (1, 2), ("compression=none",)),
     ]
     glr_kd = METHODS["glr4w" if choices.kd_factorization == "whitened" else "glr4"]

@@ -24,7 +24,7 @@ from imcompress.tables import Column, TextTable, count, significant
 
 MAPPING_LABELS = {"sdk": "SDK", "vwsdk": "VW-SDK"}
 _PLANNED = re.compile(
-    r"^planned_(?P<family>glr|pattern)(?P<act>_act)?_(?P<hw>imc\d+)_c(?P<ratio>[0-9.]+)$"
+    r"^planned_(?P<family>glr|pattern|mixed)(?P<act>_act)?_(?P<hw>imc\d+)_c(?P<ratio>[0-9.]+)$"
 )
 PNG_METADATA = {
     "Software": "imcompress"
@@ -39,11 +39,12 @@ def describe_point(name: str) -> tuple[int, str, str]:
         return (0, "dense" if base == "dense" else "dense, fine-tuned (same recipe)", "")
     planned = _PLANNED.match(base)
     if planned:
-        family = (
-            "GLR (whitened)"
-            if planned["family"] == "glr"
-            else ("pattern, activation" if planned["act"] else "pattern, magnitude")
-        )
+        criterion = "activation" if planned["act"] else "magnitude"
+        family = {
+            "glr": "GLR (whitened)",
+            "pattern": f"pattern, {criterion}",
+            "mixed": f"GLR (whitened) + pattern, {criterion}",
+        }[planned["family"]]
         label, level = f"planned {family} ({planned['hw']})", f"cycles {planned['ratio']}x"
         kind = 2
     else:

@@ -44,6 +44,7 @@ class PatternPruning(PruningMethod[PatternPruneConfig]):
         "num_patterns",
         "patdnn_center",
         "pattern_dim",
+        "criterion",  # the plan was scored with it; applied with it
     )
 
     def plan_check(self, opts: PatternPruneConfig) -> None:

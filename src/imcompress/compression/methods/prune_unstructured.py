@@ -28,7 +28,7 @@ class UnstructuredPruning(PruningMethod[UnstructuredPruneConfig]):
 
     name = "prune_unstructured"
     schema = UnstructuredPruneConfig
-    plan_option_keys = ("scope",)
+    plan_option_keys = ("scope", "criterion")  # criterion: the plan was scored with it
 
     def build_pruner(
         self, model: nn.Module, targets: Targets, opts: UnstructuredPruneConfig
