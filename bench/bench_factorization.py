@@ -92,7 +92,7 @@ def bench_model(name: str, spec: dict[str, Any], batches: list[torch.Tensor], re
 
 def step_time(model: torch.nn.Module, teacher: torch.nn.Module | None, steps: int) -> float:
     """Median seconds of one training step (forward, loss, backward, SGD) on a batch of 128."""
-    from imcompress.module import ClassificationModule
+    from imcompress.training.module import ClassificationModule
 
     module = ClassificationModule(
         model,

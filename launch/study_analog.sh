@@ -28,7 +28,7 @@ for job in "$frontier_abs"/finetune/*; do
 done
 # the dense model as the reference row
 [ -f "$frontier_abs/dense/summary.json" ] && ln -sfn "$frontier_abs/dense" "$OUT/finetune/dense"
-"$PY" -m imcompress.analog.study "$OUT" --presets quant,noisy --repeats 5 --test-samples "$SAMPLES" \
+"$PY" -m imcompress.studies.analog "$OUT" --presets quant,noisy --repeats 5 --test-samples "$SAMPLES" \
   || exit 1
 
 # 2. Hardware-aware fine-tuning of a few points: the same recipe as the frontier jobs, with noisy

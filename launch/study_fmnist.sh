@@ -5,7 +5,7 @@
 #      (one multirun, with the sweep aggregation: sweep_summary.csv + plots);
 #   3. crossbar costs of every method on 64x64 and 256x256 arrays (estimate.py multirun; the
 #      one-shot pruning masks come from the same dense weights, so they equal the trained ones);
-#   4. the results table (python -m imcompress.study).
+#   4. the results table (python -m imcompress.studies.results_table).
 # Usage: launch/study_fmnist.sh [STUDY_DIR]   env: SEEDS=1,2 (default 1), PY=.venv/bin/python
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,4 +27,4 @@ time "$PY" src/train.py -m experiment="$METHODS" seed="$SEEDS" pretrained="$chec
 time "$PY" src/estimate.py -m experiment="$METHODS" hw=imc64,imc256 pretrained="$checkpoint" \
   hydra.sweep.dir="$STUDY/costs"
 
-"$PY" -m imcompress.study "$STUDY" | tee "$STUDY/results.md"
+"$PY" -m imcompress.studies.results_table "$STUDY" | tee "$STUDY/results.md"

@@ -10,9 +10,9 @@ import hydra
 from omegaconf import DictConfig
 
 from imcompress.cli import run_main
+from imcompress.cli.warnings_filter import install_warning_filters
 from imcompress.config import register_configs
-from imcompress.estimate_job import run_estimate
-from imcompress.warnings_filter import install_warning_filters
+from imcompress.jobs.estimate import run_estimate
 
 install_warning_filters()
 register_configs()

@@ -17,11 +17,11 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from imcompress.analog.job import run_evaluate
 from imcompress.cli import run_main
+from imcompress.cli.warnings_filter import install_warning_filters
 from imcompress.config import register_configs
-from imcompress.summary import SUMMARY_FILE
-from imcompress.warnings_filter import install_warning_filters
+from imcompress.jobs.evaluate import run_evaluate
+from imcompress.runs.summary import SUMMARY_FILE
 
 install_warning_filters()
 register_configs()

@@ -11,10 +11,10 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig
 
 from imcompress.cli import run_main
+from imcompress.cli.warnings_filter import install_warning_filters
 from imcompress.config import register_configs
+from imcompress.jobs.plan import run_plan
 from imcompress.planner.config import register_plan_schema
-from imcompress.planner.job import run_plan
-from imcompress.warnings_filter import install_warning_filters
 
 install_warning_filters()
 register_configs()

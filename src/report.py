@@ -23,11 +23,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from imcompress.run_folder import skipped_note
+from imcompress.reporting.tables import TableFormat
+from imcompress.runs.folder import skipped_note
 from imcompress.sweep.aggregate import corrupt_jobs, sweep_table
 from imcompress.sweep.plots import X_AXES
 from imcompress.sweep.report import build_report, format_report
-from imcompress.tables import TableFormat
 
 
 def main(argv: list[str] | None = None) -> int:

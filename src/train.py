@@ -10,9 +10,9 @@ import hydra
 from omegaconf import DictConfig
 
 from imcompress.cli import run_main
+from imcompress.cli.warnings_filter import install_warning_filters
 from imcompress.config import register_configs
-from imcompress.pipeline import configure_torch_threads, train
-from imcompress.warnings_filter import install_warning_filters
+from imcompress.jobs.train import configure_torch_threads, train
 
 install_warning_filters()
 register_configs()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from imcompress import atomic
+from imcompress.runs import atomic
 from tests.disk_full import tiny_disk  # noqa: F401  (fixture)
 
 

@@ -12,7 +12,7 @@ from torch import nn
 
 from imcompress.analog.tiles import excluded_names
 from imcompress.crossbar.config import MAX_ARRAY_SIDE, HardwareConfig
-from imcompress.summary import write_summary
+from imcompress.runs.summary import write_summary
 
 from .conftest import ROOT as REPO_ROOT
 

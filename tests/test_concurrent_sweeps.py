@@ -12,7 +12,7 @@ from types import SimpleNamespace
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.types import RunMode
 
-from imcompress.runlock import RunFolderBusyError, RunFolderLock
+from imcompress.runs.lock import RunFolderBusyError, RunFolderLock
 from imcompress.sweep.callback import SweepReportCallback
 from imcompress.sweep.jobs import JOB_STATUS_FILE, discover_jobs
 from tests.conftest import ROOT

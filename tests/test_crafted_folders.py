@@ -22,10 +22,11 @@ import pytest
 import torch
 import yaml
 
-from imcompress import frontier, study
 from imcompress.analog import study as analog_study
-from imcompress.analog.job import find_run
-from imcompress.run_folder import RefusedTargetError, RunFolder
+from imcompress.jobs.evaluate import find_run
+from imcompress.runs.folder import RefusedTargetError, RunFolder
+from imcompress.studies import frontier
+from imcompress.studies import results_table as study
 from imcompress.sweep.resume import SweepFolderMismatchError, plan_job
 from tests.conftest import ROOT
 
@@ -52,13 +53,13 @@ def payloads(tmp_path: Path, marker: Path) -> dict[str, dict[str, Any]]:
         "os.system": {"_target_": "os.system", "command": f"touch {marker}"},
         "torch.load": {"_target_": "torch.load", "f": str(evil), "weights_only": False},
         # an allowed package's name used as a path to a module it imports
-        "imcompress.atomic.os.system": {
-            "_target_": "imcompress.atomic.os.system",
+        "imcompress.runs.atomic.os.system": {
+            "_target_": "imcompress.runs.atomic.os.system",
             "command": f"touch {marker}",
         },
         # a function of the project itself: it would write any file named in the config
-        "imcompress.atomic.write_text": {
-            "_target_": "imcompress.atomic.write_text",
+        "imcompress.runs.atomic.write_text": {
+            "_target_": "imcompress.runs.atomic.write_text",
             "path": str(marker),
             "text": "written by a config",
         },
@@ -74,10 +75,15 @@ def crafted_run(folder: Path, data: dict[str, Any], summary: dict[str, Any] = CO
     return folder
 
 
-NAMES = ["os.system", "torch.load", "imcompress.atomic.os.system", "imcompress.atomic.write_text"]
+NAMES = [
+    "os.system",
+    "torch.load",
+    "imcompress.runs.atomic.os.system",
+    "imcompress.runs.atomic.write_text",
+]
 
 
-@pytest.mark.parametrize("name", ["torch.load", "imcompress.atomic.write_text"])
+@pytest.mark.parametrize("name", ["torch.load", "imcompress.runs.atomic.write_text"])
 def test_the_payloads_are_live(tmp_path: Path, name: str) -> None:
     """Hydra's instantiate blocks os.system (also by an alias path), not these two."""
     marker = tmp_path / "ran"

@@ -238,7 +238,7 @@ def test_cosine_per_step_decays_within_one_epoch_over_the_fits_steps() -> None:
     from torch import nn
     from torch.utils.data import DataLoader, TensorDataset
 
-    from imcompress.module import ClassificationModule, CosineAnnealingPerStep
+    from imcompress.training.module import ClassificationModule, CosineAnnealingPerStep
 
     seen: list[float] = []
 

@@ -113,7 +113,7 @@ def _dense_folder_for(overrides: list[str]) -> Path:
     from hydra import compose, initialize_config_dir
 
     from imcompress.config import register_configs
-    from imcompress.dense_stage import dense_config, stage_folder
+    from imcompress.training.dense_stage import dense_config, stage_folder
 
     register_configs()
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
@@ -122,7 +122,7 @@ def _dense_folder_for(overrides: list[str]) -> Path:
 
 
 def test_two_concurrent_jobs_train_the_dense_stage_once(tmp_path: Path) -> None:
-    from imcompress.dense_stage import stage_lock
+    from imcompress.training.dense_stage import stage_lock
 
     dense_root = tmp_path / "dense"
     folder = _dense_folder_for([*FAST, "compression=glr", f"dense.dir={dense_root}"])
@@ -240,8 +240,8 @@ def _fake_run(folder: Path, summary: dict[str, Any], files: tuple[str, ...]) -> 
 def test_run_folder_resolves_to_its_tested_checkpoint(
     tmp_path: Path, summary: dict[str, Any], expected: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from imcompress.analog.job import find_run
     from imcompress.compression.pretrained import resolve_checkpoint
+    from imcompress.jobs.evaluate import find_run
 
     run = _fake_run(tmp_path / "run", summary, ("best-e1.ckpt", "last.ckpt"))
     chosen = run / "checkpoints" / expected

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from imcompress.module import ClassificationModule, distillation_loss
+from imcompress.training.module import ClassificationModule, distillation_loss
 from tests.conftest import read_summary, run_script
 
 

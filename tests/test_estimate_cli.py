@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from imcompress.estimate_job import run_estimate
+from imcompress.jobs.estimate import run_estimate
 from tests.conftest import read_summary, run_script
 
 

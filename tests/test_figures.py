@@ -8,7 +8,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from imcompress import figures
+from imcompress.reporting import figures
 from imcompress.sweep.dashboard import METHOD_COLOURS as WANDB_COLOURS
 
 
@@ -57,8 +57,8 @@ import sys
 from pathlib import Path
 import matplotlib
 matplotlib.use("svg")
-from imcompress.analog.study import plot_drop
-from imcompress.planner.frontier import HW_PRESETS, plot_model
+from imcompress.studies.analog import plot_drop
+from imcompress.planner.cost_frontier import HW_PRESETS, plot_model
 
 out = Path(sys.argv[1])
 points = [
@@ -88,7 +88,7 @@ def test_figure_functions_leave_the_global_backend_alone(tmp_path: Path) -> None
 
 
 def test_cost_frontier_gains_are_a_text_table() -> None:
-    from imcompress.planner.frontier import HW_PRESETS, PRUNING, gains_table
+    from imcompress.planner.cost_frontier import HW_PRESETS, PRUNING, gains_table
 
     rows = [
         {"model": "m", "hw": hw, "pruning": method, "weights": 0.5, "cycles_gain": 1.5,

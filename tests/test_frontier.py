@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from imcompress import frontier
-from imcompress.frontier import Job, Point, aggregate, frontier_table, mark_pareto
+from imcompress.studies import frontier
+from imcompress.studies.frontier import Job, Point, aggregate, frontier_table, mark_pareto
 
 
 def cost(cycles: float, energy: float) -> dict[str, dict[str, float]]:

@@ -10,7 +10,7 @@ from enum import StrEnum
 
 import pytest
 
-from imcompress.help_page import attribute_docs, yaml_comments
+from imcompress.cli.help_page import attribute_docs, yaml_comments
 from tests.conftest import CONF_DIR, ROOT
 
 SCHEMAS = ("base_hw", "base_lowrank", "base_none", "base_prune_pattern")
@@ -112,7 +112,7 @@ def test_yaml_comments_are_read_per_dotted_key() -> None:
 def test_valid_values_come_from_the_schema_type() -> None:
     from omegaconf import OmegaConf
 
-    from imcompress.help_page import _format_line, _schema_field
+    from imcompress.cli.help_page import _format_line, _schema_field
 
     doc, valid = _schema_field(OmegaConf.structured(Documented), "colour")
     assert (doc, valid) == ("the colour of the thing", ["red", "green"])

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from imcompress.run_record import RESULT_KEYS as RESULTS
+from imcompress.runs.record import RESULT_KEYS as RESULTS
 from tests.conftest import ROOT, read_summary, run_script
 
 SMOKE = ("experiment=smoke", "logger=none", "pretrained=none")

@@ -17,12 +17,12 @@ import pytest
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf
 
-from imcompress.loggers import build_loggers, resolve_wandb_mode
 from imcompress.sweep.aggregate import CORRUPT_SUMMARY, job_row
 from imcompress.sweep.jobs import discover_jobs
+from imcompress.training.loggers import build_loggers, resolve_wandb_mode
 from tests.conftest import ROOT, read_summary, run_script
 
-# Messages that the console must no longer show (conf: imcompress/warnings_filter.py, loggers.py).
+# Messages that the console must no longer show (conf: imcompress/cli/warnings_filter.py, loggers.py).
 HARMLESS = (
     "The anonymous setting has no effect",
     "litlogger",
@@ -200,7 +200,7 @@ _ONLINE_SNIPPET = textwrap.dedent(
     import time
     from pathlib import Path
     from omegaconf import OmegaConf
-    from imcompress.loggers import wandb_logger
+    from imcompress.training.loggers import wandb_logger
 
     cfg = OmegaConf.create({"name": "t", "logger": {"wandb": {}}, "model": {"name": "m"},
                             "compression": {"method": "glr"}, "hw": {"name": "imc64"},
@@ -264,7 +264,7 @@ def test_final_table_of_a_dense_run_has_no_duplicate_reference_row() -> None:
 
     from rich.console import Console
 
-    from imcompress.summary import print_final
+    from imcompress.runs.summary import print_final
 
     cost = {"dense_im2col/cycles": 100.0, "dense_im2col/energy_uj": 2.0}
     for mapping, cycles in (("im2col", 100.0), ("sdk", 40.0), ("sdk_naive", 50.0)):

@@ -11,7 +11,7 @@ import torch
 from omegaconf import open_dict
 from torch import nn
 
-from imcompress.estimate_job import run_estimate
+from imcompress.jobs.estimate import run_estimate
 from imcompress.models import CifarResNet, WideResNet
 from imcompress.models.build import build_model
 

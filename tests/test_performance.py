@@ -1,4 +1,4 @@
-"""Memory format and torch.compile (imcompress.performance): checkpoints, estimator, logits."""
+"""Memory format and torch.compile (imcompress.training.performance): checkpoints, estimator, logits."""
 
 from __future__ import annotations
 
@@ -12,15 +12,15 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
-from imcompress.callbacks.crossbar import CrossbarCostCallback
 from imcompress.compression import apply_compression
 from imcompress.compression.lowrank import LowRankConv2d
 from imcompress.compression.pruning.base import MaskedPruner
 from imcompress.crossbar.extract import estimate
 from imcompress.data import ImageDataModule
 from imcompress.models import CifarResNet
-from imcompress.module import ClassificationModule
-from imcompress.performance import (
+from imcompress.training.callbacks.crossbar import CrossbarCostCallback
+from imcompress.training.module import ClassificationModule
+from imcompress.training.performance import (
     PERFORMANCE_KEYS,
     PerformanceOptions,
     memory_format_of,

@@ -29,7 +29,7 @@ def test_triton_fallback_line_is_dropped_and_other_prints_kept() -> None:
     if TRITON_LINE not in run_python(IMPORT):
         pytest.skip("this aihwkit-lightning prints no triton fallback line here (GPU with triton)")
     quiet = run_python(
-        "from imcompress.warnings_filter import install_warning_filters\n"
+        "from imcompress.cli.warnings_filter import install_warning_filters\n"
         "install_warning_filters(); install_warning_filters()\n"
         f"{IMPORT}\nprint('after import')"
     )
@@ -43,7 +43,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import open_dict
 from imcompress.config import register_configs
-from imcompress.loggers import wandb_logger
+from imcompress.training.loggers import wandb_logger
 import wandb
 
 register_configs()
@@ -80,7 +80,7 @@ def test_wandb_prints_no_run_history_after_the_final_table(tmp_path: Path) -> No
 def test_start_table_shows_only_the_knobs_the_method_reads() -> None:
     from rich.console import Console
 
-    from imcompress.summary import print_banner
+    from imcompress.runs.summary import print_banner
 
     def shown(method: str) -> set[str]:
         out = io.StringIO()

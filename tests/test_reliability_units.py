@@ -21,11 +21,11 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from omegaconf import OmegaConf
 from torch import nn
 
-from imcompress.checkpoints import AtomicCheckpointIO, resolve_ckpt_path, verify_checkpoint
 from imcompress.config import check_required, check_trainer
-from imcompress.pipeline import run_task
-from imcompress.run_record import merge_attempt
-from imcompress.runlock import RunFolderBusyError, RunFolderLock, is_worker_process
+from imcompress.jobs.train import run_task
+from imcompress.runs.lock import RunFolderBusyError, RunFolderLock, is_worker_process
+from imcompress.runs.record import merge_attempt
+from imcompress.training.checkpoints import AtomicCheckpointIO, resolve_ckpt_path, verify_checkpoint
 
 
 @pytest.fixture
@@ -74,7 +74,7 @@ def test_trainer_numbers_out_of_range_are_refused(job_config: Any) -> None:
 HOLD_LOCK = """
 import sys, time
 from pathlib import Path
-from imcompress.runlock import RunFolderLock
+from imcompress.runs.lock import RunFolderLock
 RunFolderLock(Path(sys.argv[1])).acquire()
 print("locked", flush=True)
 time.sleep(60)
@@ -356,7 +356,7 @@ def test_a_rerun_that_trains_nothing_keeps_the_completed_results() -> None:
 
 
 def test_superseded_csv_rows_move_aside_byte_for_byte(tmp_path: Path) -> None:
-    from imcompress.loggers import SUPERSEDED_FILE, supersede_rows
+    from imcompress.training.loggers import SUPERSEDED_FILE, supersede_rows
 
     metrics = tmp_path / "metrics.csv"
     kept = b"epoch,lr,step,val/acc\r\n,0.1,0,\r\n0,,3,0.25\r\n"
@@ -451,7 +451,7 @@ def test_disk_full_checkpoint_names_the_file_and_leaves_no_temporary(
 ) -> None:
     """torch.save on a full disk says `[enforce fail at inline_container.cc:672]`; the job says
     `disk full (ENOSPC) writing <file>`, and the temporary file is gone."""
-    from imcompress.atomic import DiskFullError
+    from imcompress.runs.atomic import DiskFullError
 
     target = tmp_path / "checkpoints" / "last.ckpt"
     _fill_disk_after(1000, monkeypatch)

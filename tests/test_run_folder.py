@@ -15,9 +15,10 @@ from typing import Any
 import pytest
 import yaml
 
-from imcompress import frontier, study
 from imcompress.analog import study as analog_study
-from imcompress.run_folder import CorruptRecordError, RunFolder
+from imcompress.runs.folder import CorruptRecordError, RunFolder
+from imcompress.studies import frontier
+from imcompress.studies import results_table as study
 from tests.conftest import ROOT
 
 GOOD = {
@@ -155,7 +156,7 @@ def test_frontier_script_names_a_corrupt_dense_job(tmp_path: Path) -> None:
     write_job(tmp_path / "dense", CORRUPT[0][1])
     (tmp_path / "finetune").mkdir()
     result = subprocess.run(
-        [sys.executable, "-m", "imcompress.frontier", str(tmp_path)],
+        [sys.executable, "-m", "imcompress.studies.frontier", str(tmp_path)],
         capture_output=True,
         text=True,
         timeout=300,

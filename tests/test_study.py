@@ -8,7 +8,7 @@ import json
 import re
 from pathlib import Path
 
-from imcompress.study import collect, main, markdown
+from imcompress.studies.results_table import collect, main, markdown
 
 
 def write_job(folder: Path, experiment: str, summary: dict) -> None:

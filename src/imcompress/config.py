@@ -74,14 +74,14 @@ def check_required(cfg: DictConfig) -> None:
         HardwareConfig.from_cfg(cfg.hw)
     if cfg.get("trainer") is not None:
         check_trainer(cfg.trainer)
-        from imcompress.performance import performance_options  # imports torch
+        from imcompress.training.performance import performance_options  # imports torch
 
         performance_options(cfg.trainer)  # trainer.memory_format / trainer.compile values
     check_pretrained(cfg)
 
 
 def check_pretrained(cfg: DictConfig) -> None:
-    """``pretrained``: auto (the dense stage, imcompress.dense_stage), none (from scratch), or a
+    """``pretrained``: auto (the dense stage, imcompress.training.dense_stage), none (from scratch), or a
     checkpoint file or run folder that exists; an explicit one where ``require_pretrained``."""
     from imcompress.compression.pretrained import AUTO, pretrained_choice, resolve_checkpoint
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from imcompress.analog import study as analog_study
-from imcompress.analog.job import find_run
+from imcompress.jobs.evaluate import find_run
 
 from ..conftest import read_summary, run_script
 

@@ -12,7 +12,7 @@ import sys
 from hydra import compose, initialize_config_dir
 from imcompress.analog import hooks
 from imcompress.config import register_configs
-import imcompress.pipeline
+import imcompress.jobs.train
 register_configs()
 with initialize_config_dir(config_dir={str(CONF_DIR)!r}, version_base="1.3"):
     cfg = compose("train")

@@ -15,13 +15,13 @@ from lightning.pytorch.loggers import CSVLogger
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from imcompress.callbacks.pruning import PruningCallback
 from imcompress.compression import (
     CompressionResult,
     Schedule,
     SparsitySchedule,
     apply_compression,
 )
+from imcompress.training.callbacks.pruning import PruningCallback
 
 from .tiny_models import TinyResNet
 

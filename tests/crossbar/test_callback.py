@@ -13,7 +13,7 @@ from lightning.pytorch.loggers import CSVLogger
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from imcompress.callbacks.crossbar import CrossbarCostCallback
+from imcompress.training.callbacks.crossbar import CrossbarCostCallback
 
 
 class TinyModule(pl.LightningModule):

@@ -10,7 +10,7 @@ import pytest
 
 from imcompress.crossbar import HardwareConfig, LayerSpec, LayerTable, build_report
 from imcompress.crossbar.export import format_cost_report, layer_shape
-from imcompress.tables import Column, TextTable, latex_escape, significant
+from imcompress.reporting.tables import Column, TextTable, latex_escape, significant
 
 LAYER_COLUMNS = [
     "layer", "shape", "im2col window", "im2col cycles", "sdk window", "sdk cycles",

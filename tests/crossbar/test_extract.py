@@ -13,7 +13,7 @@ from torch import nn
 from torch.nn.utils import prune
 
 from imcompress.crossbar import HardwareConfig, estimate, extract_layers
-from imcompress.crossbar.report import build_report
+from imcompress.crossbar.cost_report import build_report
 
 
 class Pair(nn.Module):

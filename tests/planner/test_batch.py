@@ -13,8 +13,8 @@ from imcompress.compression.registry import get_method
 from imcompress.compression.selection import select_layers
 from imcompress.crossbar.batch import METRICS, concat_tables, cost_rows
 from imcompress.crossbar.config import HardwareConfig
+from imcompress.crossbar.cost_report import build_report
 from imcompress.crossbar.extract import extract_layers
-from imcompress.crossbar.report import build_report
 from imcompress.planner.items import PlanSpace
 from tests.planner.conftest import INPUT_SHAPE
 

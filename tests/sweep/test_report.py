@@ -329,7 +329,7 @@ def test_glr_sdk_speedup_is_against_dense_resnet20_on_sdk(compose: Any) -> None:
     )
     summary = {"status": "completed", "config": {"compression": "glr", "hw": "imc256"},
                "cost": totals, "metrics": {"test/acc": 0.5}}  # fmt: skip
-    from imcompress.summary import headline_numbers
+    from imcompress.runs.summary import headline_numbers
 
     numbers = headline_numbers(summary)
     assert numbers["hw/sdk/speedup_vs_dense"] == round(3713 / totals["sdk/cycles"], 2)

@@ -64,7 +64,7 @@ def prepare_job(
             "hardware-aware from a finished gradual run"
         )
     from imcompress.analog.training import AnalogWeightClip, convert_for_training
-    from imcompress.callbacks.crossbar import CrossbarCostCallback
+    from imcompress.training.callbacks.crossbar import CrossbarCostCallback
 
     out = [
         FixedCostCallback(callback, model)

@@ -5,7 +5,7 @@ pruning baselines (``prune_unstructured``, ``prune_channel``, ``prune_pattern``)
 ``torch.nn.utils.prune`` masks, each a registered :class:`CompressionMethod`
 (:mod:`imcompress.compression.methods`). Entry point: :func:`apply_compression`. Nothing here
 imports a training framework: gradual pruning returns a pure schedule that the training layer
-drives (``imcompress.callbacks.pruning``).
+drives (``imcompress.training.callbacks.pruning``).
 """
 
 import imcompress.compression.methods  # noqa: F401  (registers the built-in methods)

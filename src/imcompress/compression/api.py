@@ -35,7 +35,7 @@ def apply_compression(
     layers and the valid range. ``method: none`` (or ``cfg=None``) leaves the model unchanged.
     Pruning one-shot sets the final masks now; gradual pruning starts with all-ones masks and
     ``result.schedule`` says how the training layer raises the sparsity
-    (``imcompress.callbacks.pruning.PruningCallback.from_result``).
+    (``imcompress.training.callbacks.pruning.PruningCallback.from_result``).
 
     The data-aware options (``factorization: whitened``, ``criterion: activation``) read the
     layer inputs of the dense model on ``calibration`` (input batches, e.g. training images);

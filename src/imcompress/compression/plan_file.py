@@ -25,7 +25,7 @@ from typing import Any
 import yaml
 from torch import nn
 
-from imcompress import atomic
+from imcompress.runs import atomic
 
 __all__ = [
     "COST_KEYS",
@@ -328,7 +328,7 @@ def read_plan(path: str | Path) -> Plan:
 
 
 def write_plan(plan: Plan, path: str | Path) -> Path:
-    """Write ``plan`` to ``path`` atomically (:func:`imcompress.atomic.write_text`: a temporary
+    """Write ``plan`` to ``path`` atomically (:func:`imcompress.runs.atomic.write_text`: a temporary
     file in the same folder, fsync'ed, renamed over ``path``): a failure (a full disk) leaves
     no plan file, or the previous one, never a partial one."""
     file = Path(path).expanduser()

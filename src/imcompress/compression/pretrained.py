@@ -155,7 +155,7 @@ def load_pretrained(model: nn.Module, path: str | Path | None) -> nn.Module:
 
 # Run folders ----------------------------------------------------------------------------------
 NO_PRETRAINED = ("", "none", "null")  # pretrained=none (or null): train from the random init
-AUTO = "auto"  # pretrained=auto: the dense stage of train.py (imcompress.dense_stage)
+AUTO = "auto"  # pretrained=auto: the dense stage of train.py (imcompress.training.dense_stage)
 _RUN_SUMMARY = "summary.json"
 
 
@@ -169,12 +169,12 @@ def pretrained_choice(value: object) -> str | None:
 def resolve_checkpoint(value: str | Path, key: str = "pretrained", announce: bool = True) -> Path:
     """The checkpoint file that ``key=value`` names: a file as given, or for a ``train.py`` run
     folder (or its ``checkpoints/``) the checkpoint its test used
-    (:meth:`imcompress.run_folder.RunFolder.checkpoint`; ``last.ckpt`` without a summary).
+    (:meth:`imcompress.runs.folder.RunFolder.checkpoint`; ``last.ckpt`` without a summary).
 
     A run that has not completed, a multirun folder and a missing path are refused, naming the
     key and the value. With ``announce``, prints which file a folder stands for.
     """
-    from imcompress.run_folder import RunFolder
+    from imcompress.runs.folder import RunFolder
 
     if str(value) == AUTO:
         raise ValueError(

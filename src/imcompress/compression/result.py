@@ -43,7 +43,7 @@ class CompressionResult:
     model: nn.Module | None = field(default=None, repr=False)
     pruner: MaskedPruner | None = field(default=None, repr=False)
     schedule: SparsitySchedule | None = None
-    # BatchNorm re-estimation record, set by the training pipeline (imcompress.recalibration)
+    # BatchNorm re-estimation record, set by the training pipeline (imcompress.training.recalibration)
     bn_recalibration: dict[str, Any] | None = None
 
     def refresh(self) -> None:

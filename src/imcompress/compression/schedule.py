@@ -3,7 +3,7 @@
 Pure data and arithmetic, no training framework: :class:`SparsitySchedule` is what a pruning
 config asks for; :meth:`SparsitySchedule.resolve` turns it into a :class:`CubicSchedule` once
 the run length is known (the training layer calls it at fit start, see
-``imcompress.callbacks.pruning.PruningCallback``).
+``imcompress.training.callbacks.pruning.PruningCallback``).
 """
 
 from __future__ import annotations

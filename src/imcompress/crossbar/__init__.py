@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING, Any
 
 from imcompress.crossbar.array import Crossbar
 from imcompress.crossbar.config import HardwareConfig, register_hw_schema
+from imcompress.crossbar.cost_report import CostReport, build_report
+from imcompress.crossbar.layer_table import LayerSpec, LayerTable
 from imcompress.crossbar.mapping import METHODS, MappingResult, map_layers
 from imcompress.crossbar.options import Convention, LowRankMapping, Method, Search
-from imcompress.crossbar.report import CostReport, build_report
-from imcompress.crossbar.table import LayerSpec, LayerTable
 
 if TYPE_CHECKING:
     from imcompress.crossbar.extract import estimate, extract_layers

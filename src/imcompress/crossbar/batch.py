@@ -4,7 +4,7 @@ A planner asks "what would layer ``l`` cost with rank ``k`` and ``g`` groups, or
 ``s``?" for thousands of candidates. Every candidate is one row of a :class:`LayerTable` (the
 mapping is independent per row, see docs/cost-model.md), so all candidates of all layers are
 costed by a single :func:`~imcompress.crossbar.mapping.map_layers` call per mapping, with the
-same code path as :func:`~imcompress.crossbar.report.build_report`: SDK-aligned low-rank pairs,
+same code path as :func:`~imcompress.crossbar.cost_report.build_report`: SDK-aligned low-rank pairs,
 group packing, im2col fallback and row skipping for kernel patterns are all included.
 """
 
@@ -18,8 +18,8 @@ import numpy.typing as npt
 
 from imcompress.crossbar.config import HardwareConfig
 from imcompress.crossbar.costs import layer_costs
+from imcompress.crossbar.layer_table import INT_COLUMNS, IntArray, LayerTable
 from imcompress.crossbar.mapping import METHODS, map_layers
-from imcompress.crossbar.table import INT_COLUMNS, IntArray, LayerTable
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -47,7 +47,7 @@ def cost_rows(table: LayerTable, hw: Any, mapping: str = "sdk") -> RowCosts:
     """Cost every row of ``table`` with ``mapping`` on ``hw`` in one vectorized evaluation.
 
     Uses the hw preset's search, convention, group packing and pipelining, and SDK-aligned
-    low-rank pairs, exactly as :func:`~imcompress.crossbar.report.build_report` does for its
+    low-rank pairs, exactly as :func:`~imcompress.crossbar.cost_report.build_report` does for its
     main results, so ``cost_rows(t, hw, m).cycles.sum()`` equals the report's ``m/cycles``.
     """
     if mapping not in METHODS:

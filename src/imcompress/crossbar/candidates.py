@@ -8,7 +8,7 @@ from functools import lru_cache
 import numpy as np
 import numpy.typing as npt
 
-from imcompress.crossbar.table import IntArray
+from imcompress.crossbar.layer_table import IntArray
 
 
 @dataclass(frozen=True)

@@ -2,18 +2,18 @@
 
 ``format_cost_report(report, "latex")`` is what ``python src/estimate.py ... format=latex``
 prints. Counts are whole numbers, every other quantity has three significant digits
-(:func:`imcompress.tables.significant`); CSV keeps the raw values.
+(:func:`imcompress.reporting.tables.significant`); CSV keeps the raw values.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from imcompress.crossbar.table import LayerTable
-from imcompress.tables import Column, TableFormat, TextTable, count, render_all
+from imcompress.crossbar.layer_table import LayerTable
+from imcompress.reporting.tables import Column, TableFormat, TextTable, count, render_all
 
 if TYPE_CHECKING:
-    from imcompress.crossbar.report import CostReport
+    from imcompress.crossbar.cost_report import CostReport
 
 NAIVE_MARK = "a"
 NAIVE_NOTE = (
@@ -91,7 +91,7 @@ def layer_table(report: CostReport) -> TextTable:
 def totals_table(report: CostReport) -> TextTable:
     """One row per mapping (then the naive low-rank mappings, then the dense model per mapping):
     speedup and energy ratio against the dense model on the same mapping, and on im2col."""
-    from imcompress.crossbar.report import dense_rows, vs_dense
+    from imcompress.crossbar.cost_report import dense_rows, vs_dense
 
     totals = report.totals()
     out = TextTable(

@@ -21,10 +21,10 @@ import numpy.typing as npt
 import torch
 from torch import nn
 
+from imcompress.crossbar.cost_report import CostReport, build_report
+from imcompress.crossbar.layer_table import LayerSpec, LayerTable
 from imcompress.crossbar.mapping import METHODS
 from imcompress.crossbar.options import Convention, Method, Search
-from imcompress.crossbar.report import CostReport, build_report
-from imcompress.crossbar.table import LayerSpec, LayerTable
 
 
 @dataclass(frozen=True)

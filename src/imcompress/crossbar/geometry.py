@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from imcompress.crossbar.layer_table import IntArray, LayerTable
 from imcompress.crossbar.options import Convention, parse_option
-from imcompress.crossbar.table import IntArray, LayerTable
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ import numpy.typing as npt
 
 from imcompress.crossbar.array import Crossbar
 from imcompress.crossbar.geometry import Geometry, conv_geometry, window_count, window_size
+from imcompress.crossbar.layer_table import IntArray, LayerTable
 from imcompress.crossbar.options import (
     Convention,
     LowRankMapping,
@@ -31,7 +32,6 @@ from imcompress.crossbar.search import (
     select_sdk,
     select_vwsdk,
 )
-from imcompress.crossbar.table import IntArray, LayerTable
 from imcompress.crossbar.tiling import StepCounts, ceil_div, channel_tiles, flat_tiles, step_counts
 
 METHODS: tuple[Method, ...] = tuple(Method)  # every mapping, in report order

@@ -17,9 +17,9 @@ import numpy.typing as npt
 from imcompress.crossbar.array import Crossbar
 from imcompress.crossbar.candidates import WindowGrid, smallest_per_count, window_terms
 from imcompress.crossbar.geometry import Geometry, window_count, window_size
+from imcompress.crossbar.layer_table import IntArray
 from imcompress.crossbar.options import Search
 from imcompress.crossbar.quirk import fifo_select
-from imcompress.crossbar.table import IntArray
 from imcompress.crossbar.tiling import block_arrays, ceil_div, channel_tiles, flat_tiles
 
 Combine = Callable[[IntArray, IntArray], IntArray]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from imcompress.crossbar.array import Crossbar
-from imcompress.crossbar.table import IntArray
+from imcompress.crossbar.layer_table import IntArray
 
 
 def ceil_div(a: IntArray, b: IntArray | int) -> IntArray:

@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from imcompress.data import sources
 from imcompress.data.augment import normalize, random_crop, random_hflip
-from imcompress.performance import memory_format_of
+from imcompress.training.performance import memory_format_of
 
 DATASETS = ("cifar10", "cifar100", "fashion_mnist", "digits", "synthetic")
 

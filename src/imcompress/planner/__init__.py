@@ -2,7 +2,7 @@
 a pruning sparsity, or dense) under a crossbar budget (cycles, latency, energy, arrays or
 parameters), least output damage.
 
-Entry point: ``src/plan.py`` (:func:`imcompress.planner.job.run_plan`); the core is
+Entry point: ``src/plan.py`` (:func:`imcompress.jobs.plan.run_plan`); the core is
 :func:`imcompress.planner.search.make_plan`, which returns a
 :class:`~imcompress.compression.plan_file.Plan`. Each method supplies its candidates through
 the compression registry. See docs/planner.md.

@@ -10,7 +10,7 @@ a ``(method, settings)`` choice per target, ``settings`` an instance of the meth
 
 An :class:`Item` is what the knapsack chooses one candidate for: one target conv, or convs
 whose costs depend on each other (a pruned output channel also removes the next conv's input
-rows). Each candidate is a block of rows of a :class:`~imcompress.crossbar.table.LayerTable`
+rows). Each candidate is a block of rows of a :class:`~imcompress.crossbar.layer_table.LayerTable`
 (one row per layer of the item) that the extractor would produce for the compressed model, so
 costing the rows with the estimator gives exactly the costs of the applied plan.
 """
@@ -36,7 +36,7 @@ from imcompress.crossbar.batch import (
     table_from_columns,
 )
 from imcompress.crossbar.extract import with_zero_structure
-from imcompress.crossbar.table import LayerSpec, LayerTable
+from imcompress.crossbar.layer_table import LayerSpec, LayerTable
 from imcompress.planner.proxy import lowrank_errors, mask_error
 
 __all__ = [

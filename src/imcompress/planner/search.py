@@ -23,9 +23,9 @@ from imcompress.compression.result import count_parameters
 from imcompress.compression.schemas import CompressionConfig
 from imcompress.crossbar.batch import METRICS, concat_tables, cost_rows
 from imcompress.crossbar.config import HardwareConfig
+from imcompress.crossbar.cost_report import build_report
 from imcompress.crossbar.extract import extract_layers
-from imcompress.crossbar.report import build_report
-from imcompress.crossbar.table import LayerTable
+from imcompress.crossbar.layer_table import LayerTable
 from imcompress.planner.config import Budget, BudgetMetric
 from imcompress.planner.items import Item, PlanSpace, merge_items, sensitivity_weights
 from imcompress.planner.knapsack import BudgetError, solve

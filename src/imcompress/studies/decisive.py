@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from imcompress import atomic
+from imcompress.runs import atomic
 from imcompress.studies import decisive_plan as plan
 from imcompress.studies.evaluation import compose_config, run_points
 from imcompress.studies.matching import Match, verified_match

@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from imcompress import atomic
+from imcompress.reporting.tables import Column, TextTable, count, significant
+from imcompress.runs import atomic
 from imcompress.studies.decisive_plan import LEVELS, METHODS, level_name
 from imcompress.studies.records import HW_PRESETS, MAPPINGS, read_records
-from imcompress.tables import Column, TextTable, count, significant
 
 MAPPING_LABELS = {"sdk": "SDK", "vwsdk": "VW-SDK"}
 _PLANNED = re.compile(
@@ -219,7 +219,7 @@ def tables_markdown(rows: Sequence[Row], grid: Sequence[Mapping[str, str]]) -> s
 
 
 def _save(figure: Any, path: Path) -> Path:
-    from imcompress.figures import DPI
+    from imcompress.reporting.figures import DPI
 
     figure.savefig(path, dpi=DPI, metadata=PNG_METADATA)
     return path
@@ -230,7 +230,7 @@ def accuracy_cost_figure(rows: Sequence[Row], hw: str, path: Path) -> Path | Non
     shown = [r for r in rows if r.cost(hw, "sdk") and r.values("test/acc")]
     if not shown:
         return None
-    from imcompress.figures import method_colours, new_figure
+    from imcompress.reporting.figures import method_colours, new_figure
 
     colours = method_colours(row.describe[1] for row in shown)
     markers = {"keep 0.06": "o", "keep 0.12": "^"}
@@ -264,7 +264,7 @@ def grid_figure(grid: Sequence[Mapping[str, str]], path: Path) -> Path | None:
             )
     if not by_method:
         return None
-    from imcompress.figures import new_figure
+    from imcompress.reporting.figures import new_figure
 
     figure = new_figure(9.5, 5.5)
     axes = figure.subplots()

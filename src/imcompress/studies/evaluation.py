@@ -1,6 +1,6 @@
 """Accuracy right after compression, no training: the ``acc@compr.`` grid and the dense
 reference of a study, evaluated in this process with the pipeline's own build steps
-(:func:`imcompress.pipeline.build_data`, ``build_model_and_compression`` with its calibration
+(:func:`imcompress.jobs.train.build_data`, ``build_model_and_compression`` with its calibration
 and BatchNorm re-estimation, ``build_module``) and one Lightning ``test`` on the test split.
 
 Each point's result is ``<folder>/<key>/summary.json`` (status, metrics, compression summary),
@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from imcompress import atomic
+from imcompress.runs import atomic
 from imcompress.studies.runner import ROOT, JobSpec, RunOutcome, is_completed
 
 
@@ -38,8 +38,8 @@ def evaluate(cfg: Any) -> tuple[dict[str, Any], Any]:
     import lightning.pytorch as pl
 
     from imcompress.config import config_essentials
-    from imcompress.performance import performance_options, prepare_model
-    from imcompress.pipeline import build_data, build_model_and_compression, build_module
+    from imcompress.jobs.train import build_data, build_model_and_compression, build_module
+    from imcompress.training.performance import performance_options, prepare_model
 
     started = time.perf_counter()
     datamodule = build_data(cfg)

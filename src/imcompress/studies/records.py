@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from imcompress import atomic
+from imcompress.runs import atomic
 from imcompress.studies.runner import JobSpec, read_summary
 
 HW_PRESETS = ("imc64", "imc256")
@@ -63,9 +63,9 @@ def compression_record(summary: Mapping[str, Any]) -> dict[str, Any]:
 def costs_of(model: Any, shape: tuple[int, int, int]) -> dict[str, dict[str, dict[str, float]]]:
     """``hw -> mapping -> {cycles, energy_uj}`` per image of ``model`` (its masks counted) on
     input ``shape`` (C, H, W)."""
+    from imcompress.crossbar.cost_report import build_report
     from imcompress.crossbar.extract import extract_layers
-    from imcompress.crossbar.report import build_report
-    from imcompress.frontier import load_hw
+    from imcompress.studies.frontier import load_hw
 
     table = extract_layers(model, shape)
     costs: dict[str, dict[str, dict[str, float]]] = {}
@@ -84,7 +84,7 @@ def costs_of(model: Any, shape: tuple[int, int, int]) -> dict[str, dict[str, dic
 def model_costs(job_dir: Path) -> dict[str, dict[str, dict[str, float]]]:
     """:func:`costs_of` the model a ``train.py`` job tested (its tested checkpoint's weights and
     masks, rebuilt from the job folder)."""
-    from imcompress.run_folder import RunFolder
+    from imcompress.runs.folder import RunFolder
 
     folder = RunFolder(job_dir.absolute())
     data = folder.config().data

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from imcompress.run_folder import summary_if_readable
+from imcompress.runs.folder import summary_if_readable
 
 ROOT = Path(__file__).resolve().parents[3]  # the repository (src/imcompress/studies/ -> ../../..)
 JOBS_HEADER = ("order", "priority", "name", "seed", "overrides")

@@ -8,10 +8,10 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from imcompress.atomic import atomic_open
 from imcompress.crossbar.options import Method
+from imcompress.reporting.tables import Column, TextTable, count, significant
+from imcompress.runs.atomic import atomic_open
 from imcompress.sweep.jobs import CORRUPT, SweepJob
-from imcompress.tables import Column, TextTable, count, significant
 
 TABLE_FILE = "sweep_summary.csv"
 COST_PREFIX = (

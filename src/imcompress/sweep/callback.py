@@ -19,9 +19,9 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from imcompress import atomic
-from imcompress.run_folder import CorruptRecordError, RunFolder, skipped_note
-from imcompress.runlock import RunFolderBusyError, lock_sweep_folder
+from imcompress.runs import atomic
+from imcompress.runs.folder import CorruptRecordError, RunFolder, skipped_note
+from imcompress.runs.lock import RunFolderBusyError, lock_sweep_folder
 from imcompress.sweep.jobs import JOB_STATUS_FILE
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ reads from the runs (as logged by ``src/train.py``): config ``compression.method
 ``epoch``; summary ``test/acc`` (or another accuracy), ``hw/<mapping>/speedup_vs_dense``
 (against the dense model on the same mapping and array), ``hw/<mapping>/speedup`` (against the
 dense model on im2col) and ``hw/<mapping>/energy_uj``. Runs are grouped and coloured by
-``compression.method`` with the palette of the matplotlib figures (:mod:`imcompress.figures`).
+``compression.method`` with the palette of the matplotlib figures (:mod:`imcompress.reporting.figures`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from imcompress.crossbar.options import Method
-from imcompress.figures import METHOD_COLOURS as FIGURE_COLOURS
+from imcompress.reporting.figures import METHOD_COLOURS as FIGURE_COLOURS
 
 DEFAULT_MAPPINGS = tuple(m.value for m in Method)
 DEFAULT_NAME = "imcompress: accuracy vs crossbar cost"
@@ -29,7 +29,7 @@ COST_PANELS = (
     ("speedup", "speedup vs dense im2col"),
     ("energy_uj", "energy [uJ]"),
 )
-# One colour per compression method: the palette of the matplotlib figures (imcompress.figures).
+# One colour per compression method: the palette of the matplotlib figures (imcompress.reporting.figures).
 METHOD_COLOURS = dict(FIGURE_COLOURS)
 DEFAULT_MAX_RUNS = 100  # runs shown per panel (W&B's default, 10, cuts a study short)
 

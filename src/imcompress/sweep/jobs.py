@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from imcompress.run_folder import OVERRIDES_FILE, CorruptRecordError, RunFolder
+from imcompress.runs.folder import OVERRIDES_FILE, CorruptRecordError, RunFolder
 
 JOB_STATUS_FILE = "job_status.json"
 MANIFEST_FILE = "slurm_jobs.json"

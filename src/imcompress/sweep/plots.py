@@ -9,7 +9,7 @@ dense model is the reference: a horizontal line at its mean accuracy (jobs with
 ``compression=none``) and a vertical line at its cost on the panel's mapping (at 1 on the ratio
 axes). The Pareto front (cheaper or faster, and more accurate) is a dashed step line with ringed
 points. Labels are the overrides that vary, placed where they overlap no other label. Drawn with
-:mod:`imcompress.figures` (palette, canvas, labels shared with the other figures).
+:mod:`imcompress.reporting.figures` (palette, canvas, labels shared with the other figures).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from imcompress.figures import (
+from imcompress.reporting.figures import (
     draw_dense_reference,
     draw_pareto,
     error_bars,

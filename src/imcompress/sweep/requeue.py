@@ -37,7 +37,7 @@ def resume_ckpt_path(ckpt_path: str | None, environ: Mapping[str, str] = os.envi
     A requeued job restarts in the folder that already holds its checkpoints, which
     ``ckpt_path=null`` refuses; ``auto`` resumes from the newest valid checkpoint (a job requeued
     before its first checkpoint starts from scratch, saying so; see
-    :func:`imcompress.checkpoints.resolve_ckpt_path`). Explicit values are kept.
+    :func:`imcompress.training.checkpoints.resolve_ckpt_path`). Explicit values are kept.
     """
     if ckpt_path in (None, "", "null") and restart_count(environ) > 0:
         return "auto"

@@ -19,7 +19,7 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.types import HydraContext
 from omegaconf import DictConfig, open_dict
 
-from imcompress.run_folder import (
+from imcompress.runs.folder import (
     CHECKPOINT_DIR,
     OVERRIDES_FILE,
     SUMMARY_FILE,

@@ -1,0 +1,1 @@
+"""Lightning callbacks: crossbar costs every epoch (:mod:`.crossbar`), a pruning schedule (:mod:`.pruning`)."""
