@@ -7,9 +7,9 @@ anywhere in the import graph (not only in the package's own files) fails the tes
 from __future__ import annotations
 
 import json
-from pathlib import Path
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
