@@ -57,3 +57,22 @@ def compose() -> Iterator[Any]:
             )
 
         yield _compose
+
+
+@pytest.fixture(autouse=True)
+def _signal_handlers_kept(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every test leaves SIGINT/SIGTERM as it found them: a handler left behind by one in-process
+    job would silently change how the next test's job reacts to a signal. A test that leaks one
+    fails here, naming the signal and the handler (then the handlers are restored)."""
+    import signal
+
+    watched = (signal.SIGINT, signal.SIGTERM)
+    before = {signum: signal.getsignal(signum) for signum in watched}
+    yield
+    leaked = {}
+    for signum, handler in before.items():
+        now = signal.getsignal(signum)
+        if now is not handler:
+            leaked[signal.Signals(signum).name] = getattr(now, "__qualname__", repr(now))
+            signal.signal(signum, handler)
+    assert not leaked, f"{request.node.nodeid} left signal handlers installed: {leaked}"

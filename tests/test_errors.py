@@ -47,6 +47,12 @@ CASES = [
         "estimate.py", ["grop=2"], ["no key 'grop'", "did you mean group?"], id="unknown-key"
     ),
     pytest.param(
+        "plan.py",
+        ["plan.options={prune_pattern:{pattern_dim:kernel}}"],
+        ["plan.options: the given value names 'prune_pattern'", "+plan.options.prune_pattern="],
+        id="new-key-inside-a-mapping",
+    ),
+    pytest.param(
         "estimate.py",
         ["hw=imc7"],
         ["hw=imc7 is not an option", "imc64", "imc512"],

@@ -153,6 +153,12 @@ def _unknown_key_message(key: str, cause: BaseException | None) -> str:
     """
     node = getattr(cause, "parent_node", None)
     full_key = str(getattr(cause, "full_key", "") or "")
+    if full_key.startswith(f"{key}."):  # key=<dict> naming a key the node does not have
+        inner = full_key[len(key) + 1 :]
+        return (
+            f"{key}: the given value names '{inner}', which {key} does not have (a mapping "
+            f"only sets the keys it already has); to add it, write +{full_key}=<value>"
+        )
     prefix = f"{full_key.rsplit('.', 1)[0]}." if "." in full_key else ""
     keys = []
     if isinstance(node, DictConfig):

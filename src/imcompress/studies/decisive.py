@@ -278,7 +278,9 @@ def run_command(args: argparse.Namespace, grid: bool) -> int:
             print(f"evaluate {job.key}: {' '.join(job.overrides)}")
         outcome = run_jobs(trained, folder, job_runner(args), None, dry_run=True)
     else:
-        outcome = run_points(evaluated, folder, point_config(args),
+        from imcompress.jobs.acc_at_compression import test_compressed  # the one in-process job
+
+        outcome = run_points(evaluated, folder, point_config(args), test_compressed,
                              None if grid else export_evaluated(args))  # fmt: skip
         more = run_jobs(trained, folder, job_runner(args), export(args))
         outcome = RunOutcome(outcome.ran + more.ran, outcome.skipped + more.skipped,

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from imcompress.reporting.vocabulary import LOWRANK_METHODS
 from imcompress.studies.runner import JobSpec
 
 EXPERIMENT = "study/decisive"
@@ -37,7 +38,7 @@ class Method:
     @property
     def setting(self) -> str:
         """``rank`` (low rank) or ``sparsity`` (pruning): the top-level key the level sets."""
-        return "rank" if self.counting["method"] in ("lr", "glr") else "sparsity"
+        return "rank" if self.counting["method"] in LOWRANK_METHODS else "sparsity"
 
 
 def _lowrank(groups: int, factorization: str) -> Method:

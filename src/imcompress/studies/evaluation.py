@@ -1,7 +1,7 @@
 """Accuracy right after compression, no training: the ``acc@compr.`` grid and the dense
-reference of a study, evaluated in this process with the pipeline's own build steps
-(:func:`imcompress.jobs.train.build_data`, ``build_model_and_compression`` with its calibration
-and BatchNorm re-estimation, ``build_module``) and one Lightning ``test`` on the test split.
+reference of a study, each point evaluated in this process by the job the caller hands in
+(:func:`imcompress.jobs.acc_at_compression.test_compressed`: the training job's own build
+steps and one Lightning ``test``); this module itself imports no training code.
 
 Each point's result is ``<folder>/<key>/summary.json`` (status, metrics, compression summary),
 written atomically; a completed point is not evaluated again.
@@ -31,47 +31,16 @@ def compose_config(experiment: str, overrides: Sequence[str], output_dir: Path) 
         return compose("train", [f"experiment={experiment}", *overrides, *paths])
 
 
-def evaluate(cfg: Any) -> tuple[dict[str, Any], Any]:
-    """(summary, model): the compressed model's test metrics and compression summary."""
-    import json
-
-    import lightning.pytorch as pl
-
-    from imcompress.config import config_essentials
-    from imcompress.jobs.train import build_data, build_model_and_compression, build_module
-    from imcompress.training.performance import performance_options, prepare_model
-
-    started = time.perf_counter()
-    datamodule = build_data(cfg)
-    model, compressed = build_model_and_compression(cfg, datamodule)
-    module = build_module(cfg, model, datamodule)
-    prepare_model(module, performance_options(cfg.trainer))
-    trainer = pl.Trainer(
-        accelerator=cfg.trainer.get("accelerator", "cpu"), devices=1, logger=False,
-        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-        limit_test_batches=cfg.trainer.get("limit_test_batches"),
-        default_root_dir=str(cfg.paths.output_dir),
-    )  # fmt: skip
-    results = trainer.test(module, datamodule=datamodule, verbose=False)
-    metrics = {key: float(value) for key, value in (results[0] if results else {}).items()}
-    summary = {
-        "status": "completed",
-        "metrics": metrics,
-        "compression": json.loads(json.dumps(compressed.summary(), default=str)),
-        "config": json.loads(json.dumps(config_essentials(cfg), default=str)),
-        "wall_time_s": round(time.perf_counter() - started, 3),
-    }
-    return summary, model
-
-
 def run_points(
     jobs: Sequence[JobSpec],
     folder: Path,
     configure: Callable[[JobSpec, Path], Any],
+    evaluate: Callable[[Any], tuple[dict[str, Any], Any]],
     after: Callable[[JobSpec, Path, Any], None] | None = None,
 ) -> RunOutcome:
-    """Evaluate every job not yet completed (``configure(job, job_dir)`` gives its config); a
-    failure is recorded (status failed, the error) and the next job runs."""
+    """Evaluate every job not yet completed (``configure(job, job_dir)`` gives its config,
+    ``evaluate(config)`` its (summary, model)); a failure is recorded (status failed, the
+    error) and the next job runs."""
     outcome = RunOutcome([], [], [])
     for job in jobs:
         job_dir = folder / job.key

@@ -37,7 +37,7 @@ from imcompress.runs.folder import (
 from imcompress.sweep.pareto import pareto_front
 
 HW_PRESETS = ("imc64", "imc256")
-CONF = Path(__file__).resolve().parents[2] / "conf"
+CONF = Path(__file__).resolve().parents[3] / "conf"
 DENSE = "dense"
 _UNIFORM = re.compile(r"^(?P<family>[a-z_0-9]+?)_k(?P<keep>[0-9.]+)_s(?P<seed>\d+)$")
 _PLANNED = re.compile(

@@ -14,9 +14,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from imcompress.reporting.vocabulary import LOWRANK_METHODS, PRUNING_METHODS
+
 TOLERANCE = 0.05  # relative: achieved kept fraction within +-5 % of the target (issue 17)
-LOWRANK = ("lr", "glr")
-PRUNING = ("prune_unstructured", "prune_channel", "prune_pattern")
 
 
 @dataclass(frozen=True)
@@ -111,11 +111,13 @@ def match(method: str, target: float, kept_of: Callable[[Any], float]) -> Match:
     """The setting of ``method`` (``lr``, ``glr``, ``prune_*``) nearest ``target`` kept weights."""
     if not 0.0 < target <= 1.0:
         raise ValueError(f"target kept fraction must be in (0, 1], got {target}")
-    if method in LOWRANK:
+    if method in LOWRANK_METHODS:
         return match_lowrank(target, kept_of)
-    if method in PRUNING:
+    if method in PRUNING_METHODS:
         return match_sparsity(target, kept_of)
-    raise ValueError(f"method {method!r} has no kept-weights setting; valid: {LOWRANK + PRUNING}")
+    raise ValueError(
+        f"method {method!r} has no kept-weights setting; valid: {LOWRANK_METHODS + PRUNING_METHODS}"
+    )
 
 
 # --- the real built model ----------------------------------------------------------------------
@@ -191,7 +193,7 @@ def kept_function(
     """``value -> kept fraction`` of ``compression`` with its rank (low rank) or sparsity
     (pruning) set to ``value`` (results cached)."""
     method = compression.get("method")
-    if method in LOWRANK:
+    if method in LOWRANK_METHODS:
         count = lowrank_kept_function(build, compression)
     else:
 
