@@ -46,8 +46,8 @@ def test_fewer_adc_bits_never_help(trained_on_digits, preset) -> None:
     for bits in (8, 5, 4, 3, 2):
         settings = preset("quant", f"analog.output_bits={bits}", "analog.input_range.batches=4")
         result = evaluate_analog(model, settings, test, calibration, data.num_classes)
-        accuracy[bits] = result["analog/test/acc"]
-        digital = result["test/acc"]
+        accuracy[bits] = result.mean_accuracy
+        digital = result.digital_accuracy
     print("accuracy by ADC bits", accuracy, "digital", digital)
     assert digital > 0.9, f"the fixture did not learn digits: {digital}"
     one_image = 1.0 / sum(len(labels) for _, labels in test)

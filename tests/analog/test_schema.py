@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from hydra.errors import ConfigCompositionException
 
-from imcompress.analog.schema import AnalogConfig, resolve_settings
+from imcompress.analog.schema import AnalogConfig, Calibration, resolve_settings
+from tests.test_errors import error_lines, run_plain
 
 
 def test_presets_resolve_with_tile_size_from_the_hw_preset(preset) -> None:
@@ -29,6 +30,41 @@ def test_a_misspelt_key_fails_at_compose_time(preset) -> None:
         preset("quant", "analog.out_bond=3")
 
 
+def test_a_calibration_outside_its_enum_fails_at_compose_time(preset) -> None:
+    with pytest.raises(ConfigCompositionException) as raised:
+        preset("quant", "analog.input_range.calibration=minmax")
+    cause = str(raised.value.__cause__)
+    assert "'minmax'" in cause and all(member.value in cause for member in Calibration)
+    assert preset("quant", "analog.input_range.calibration=max").calibration == Calibration.max
+
+
+def test_a_bad_enum_value_on_the_command_line_is_one_error_line(tmp_path) -> None:
+    rc, stderr = run_plain(
+        "evaluate.py",
+        "ckpt=unused",
+        "analog=quant",
+        "analog.input_range.calibration=minmax",
+        cwd=tmp_path,
+    )
+    assert rc == 1 and "Traceback" not in stderr, stderr[-3000:]
+    errors = [line for line in error_lines(stderr) if line.startswith("error: ")]
+    assert len(errors) == 1, stderr
+    assert "analog.input_range.calibration" in errors[0] and "'minmax'" in errors[0]
+    assert all(member.value in errors[0] for member in Calibration), errors[0]
+
+
+def test_a_plain_node_with_a_bad_calibration_names_the_valid_values() -> None:
+    from omegaconf import OmegaConf
+
+    # a saved run's config is a plain node, not checked by the schema at load time
+    plain = OmegaConf.create(
+        OmegaConf.to_container(OmegaConf.structured(AnalogConfig), enum_to_str=True)
+    )
+    plain.input_range.calibration = "minmax"
+    with pytest.raises(ValueError, match=r"calibration='minmax'; valid: \['cache_quantile'"):
+        resolve_settings(plain, OmegaConf.create({"name": "imc64", "rows": 64, "cols": 64}))
+
+
 def test_bits_from_hw_take_the_hw_resolutions(preset) -> None:
     tied = preset("quant", "analog.bits_from_hw=true", hw="imc128_8bit")
     assert (tied.input_bits, tied.output_bits, tied.weight_bits) == (8, 8, 8)
@@ -42,7 +78,6 @@ def test_bits_from_hw_take_the_hw_resolutions(preset) -> None:
     [
         ({"output_bits": 8, "out_bound": 0.0}, "needs an ADC range"),
         ({"input_bits": 8, "input_range": {"calibration": "none"}}, "input_bits is relative"),
-        ({"input_range": {"calibration": "minmax"}}, "valid: "),
         ({"repeats": 0}, "repeats=0"),
         ({"weight_bits": 1}, "weight_bits=1"),
         ({"programming_noise": -0.1}, "programming_noise"),

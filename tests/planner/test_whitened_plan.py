@@ -65,3 +65,34 @@ def test_whitened_plan_is_applied_whitened(
         # sampled inputs (4096 positions, seed 0) reach the planner and apply_compression
         planned = plan.layers[record["name"]].error
         assert planned == pytest.approx(errors["output_rel_error"] ** 2, rel=1e-3, abs=1e-6)
+
+
+def test_plans_record_the_pruning_criterion_and_compression_plan_applies_it(
+    model: nn.Module, hw: HardwareConfig, tmp_path: Path
+) -> None:
+    """``criterion=activation`` is recorded in a plan (a mixed one next to the GLR
+    factorization), and ``compression=plan``, which takes each method's options from the plan,
+    scores the pattern masks with the input norms: without data it is refused naming it."""
+    torch.manual_seed(2)
+    batches = [torch.randn(8, *INPUT_SHAPE) for _ in range(2)]
+    targets = select_layers(model)
+    inputs = capture_inputs(model, batches, targets, max_positions=4096, batch_count=2)
+    glr = parse_options({"method": "glr", "factorization": "whitened"})
+    pattern = parse_options(
+        {"method": "prune_pattern", "pattern_set": "pconv", "criterion": "activation"}
+    )
+
+    def plan_of(methods: dict[str, object], metric: str, ratio: float) -> Path:
+        request = PlanRequest(model, INPUT_SHAPE, targets, methods, hw, "sdk", inputs=inputs,
+                              groups=[1, 2], sparsity_grid=(0.5, 0.75), model_name="tiny")  # fmt: skip
+        plan = make_plan(request, Budget(metric, ratio=ratio))
+        assert plan.options["prune_pattern"]["criterion"] == "activation"
+        return write_plan(plan, tmp_path / f"{'+'.join(methods)}.yaml")
+
+    mixed = plan_of({"glr": glr, "prune_pattern": pattern}, "cycles", 0.7)
+    assert "factorization: whitened" in mixed.read_text()
+    node = {"method": "plan", "plan": str(plan_of({"prune_pattern": pattern}, "params", 0.6))}
+    with pytest.raises(ValueError, match="criterion=activation needs calibration data"):
+        apply_compression(copy.deepcopy(model), node)  # the criterion came from the plan
+    result = apply_compression(copy.deepcopy(model), node, calibration=batches)
+    assert any(record.get("sparsity") for record in result.layers)

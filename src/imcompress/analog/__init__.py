@@ -5,8 +5,10 @@ below import the simulator only when the job's ``analog`` preset is enabled (``a
 the default, costs nothing). See docs/analog.md.
 """
 
+from imcompress.analog.result import AnalogResult
 from imcompress.analog.schema import (
     AnalogConfig,
+    Calibration,
     TileSettings,
     is_enabled,
     register_analog_schema,
@@ -15,6 +17,8 @@ from imcompress.analog.schema import (
 
 __all__ = [
     "AnalogConfig",
+    "AnalogResult",
+    "Calibration",
     "TileSettings",
     "is_enabled",
     "register_analog_schema",

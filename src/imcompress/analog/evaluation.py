@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Iterable, Sequence
 from copy import deepcopy
-from typing import Any
 
 import torch
 from aihwkit_lightning.inference.calibration import (
@@ -18,8 +16,9 @@ from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
 from imcompress.analog.noise import freeze_input_ranges, program_weights, read_noise
+from imcompress.analog.result import AnalogResult
 from imcompress.analog.rpu import inference_config, mapping_config
-from imcompress.analog.schema import TileSettings
+from imcompress.analog.schema import Calibration, TileSettings
 from imcompress.analog.tiles import (
     analog_layers,
     bake_pruning_masks,
@@ -31,10 +30,10 @@ from imcompress.analog.tiles import (
 Batch = tuple[torch.Tensor, torch.Tensor]
 
 CALIBRATION_TYPES = {
-    "cache_quantile": InputRangeCalibrationType.CACHE_QUANTILE,
-    "max": InputRangeCalibrationType.MAX,
-    "moving_std": InputRangeCalibrationType.MOVING_STD,
-    "moving_quantile": InputRangeCalibrationType.MOVING_QUANTILE,
+    Calibration.cache_quantile: InputRangeCalibrationType.CACHE_QUANTILE,
+    Calibration.max: InputRangeCalibrationType.MAX,
+    Calibration.moving_std: InputRangeCalibrationType.MOVING_STD,
+    Calibration.moving_quantile: InputRangeCalibrationType.MOVING_QUANTILE,
 }
 
 
@@ -108,13 +107,9 @@ def evaluate_analog(
     test_batches: Sequence[Batch],
     calibration_images: Iterable[torch.Tensor],
     num_classes: int,
-) -> dict[str, Any]:
+) -> AnalogResult:
     """Digital and analog test accuracy of ``model``; ``settings.repeats`` programmings with
     fresh noise (seeds ``seed``, ``seed + 1``, ...) when the preset has noise, one pass otherwise.
-
-    Returns ``analog/test/acc`` (mean), ``analog/test/acc_std`` (sample std over repeats, 0 for
-    one), ``analog/test/acc_repeats``, ``analog/test/acc_drop`` (digital - analog), ``test/acc``
-    (digital, same images), ``analog/test/samples`` and ``analog/tiles``.
     """
     digital = accuracy(digital_reference(model, settings), test_batches, num_classes)
     base = prepare_analog(model, settings, calibration_images)
@@ -127,13 +122,10 @@ def evaluate_analog(
             accuracies.append(
                 accuracy(programmed, test_batches, num_classes, settings.out_noise > 0)
             )
-    mean = statistics.fmean(accuracies)
-    return {
-        "analog/test/acc": mean,
-        "analog/test/acc_std": statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0,
-        "analog/test/acc_repeats": accuracies,
-        "analog/test/acc_drop": digital - mean,
-        "test/acc": digital,
-        "analog/test/samples": sum(len(labels) for _, labels in test_batches),
-        "analog/tiles": tile_count(base),
-    }
+    return AnalogResult(
+        settings=settings,
+        repeat_accuracies=tuple(accuracies),
+        digital_accuracy=digital,
+        samples=sum(len(labels) for _, labels in test_batches),
+        tiles=tile_count(base),
+    )

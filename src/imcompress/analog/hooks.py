@@ -103,13 +103,7 @@ def evaluate_after_test(
             )
         ]
     result = evaluate_analog(model, settings, test, calibration, datamodule.num_classes)
-    metrics = {
-        "analog/test/acc": result["analog/test/acc"],
-        "analog/test/acc_std": result["analog/test/acc_std"],
-        "analog/test/acc_drop": result["analog/test/acc_drop"],
-        "analog/test/digital_acc": result["test/acc"],
-        "analog/test/samples": float(result["analog/test/samples"]),
-    }
+    metrics = result.logged_metrics()
     for logger in trainer.loggers:
         logger.log_metrics(metrics, step=trainer.global_step)
         logger.save()

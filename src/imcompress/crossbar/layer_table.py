@@ -224,8 +224,11 @@ class LayerTable:
         )
 
     def select(self, index: npt.ArrayLike) -> LayerTable:
-        """A table with the rows at ``index`` (integer or boolean)."""
-        idx = np.arange(len(self))[np.asarray(index)]
+        """A table with the rows at ``index`` (integer or boolean; an empty list selects none)."""
+        wanted = np.asarray(index)
+        if wanted.size == 0:  # np.asarray([]) is float, which numpy refuses as an index
+            wanted = wanted.astype(np.int64)
+        idx = np.arange(len(self))[wanted]
         values: dict[str, Any] = {c: getattr(self, c)[idx] for c in INT_COLUMNS}
         return LayerTable(
             name=tuple(self.name[i] for i in idx),

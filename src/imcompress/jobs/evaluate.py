@@ -3,7 +3,8 @@
 It reads the run folder of the checkpoint through :class:`~imcompress.runs.folder.RunFolder`
 (its ``.hydra/config.yaml`` checked: no ``_target_`` outside the project's classes), rebuilds
 model and compression exactly as the run did, loads the weights (tensors only, never code), and
-evaluates the ``analog`` preset with :func:`imcompress.analog.evaluation.evaluate_analog`.
+evaluates the ``analog`` preset with :func:`imcompress.analog.evaluation.evaluate_analog`
+(an :class:`~imcompress.analog.result.AnalogResult`, whose ``metrics()`` go to summary.json).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import hydra
 import torch
@@ -22,6 +23,9 @@ from imcompress.analog.schema import TileSettings, resolve_settings
 from imcompress.config import config_essentials
 from imcompress.runs.folder import RunFolder
 from imcompress.runs.summary import git_commit, write_summary
+
+if TYPE_CHECKING:
+    from imcompress.analog.result import AnalogResult
 
 
 @dataclass
@@ -85,7 +89,7 @@ def prepare_evaluation(
 
 def evaluate_run(
     run: TrainedRun, settings: TileSettings, paths: DictConfig | None = None
-) -> dict[str, Any]:
+) -> AnalogResult:
     """Analog and digital test accuracy of ``run`` under ``settings`` (see evaluate_analog)."""
     from imcompress.analog.evaluation import evaluate_analog
 
@@ -119,11 +123,11 @@ def run_evaluate(cfg: DictConfig) -> float:
                 },
             }
         )
-        metrics = evaluate_run(run, settings, cfg.paths)
-        summary["metrics"] = metrics
+        result = evaluate_run(run, settings, cfg.paths)
+        summary["metrics"] = result.metrics()
         summary["status"] = "completed"
-        print(format_result(settings, metrics))
-        return float(metrics["analog/test/acc"])
+        print(format_result(result))
+        return result.mean_accuracy
     except BaseException as error:
         summary["status"] = "failed"
         summary["error"] = f"{type(error).__name__}: {error}"
@@ -135,11 +139,11 @@ def run_evaluate(cfg: DictConfig) -> float:
         write_summary(output_dir, summary)
 
 
-def format_result(settings: TileSettings, metrics: dict[str, Any]) -> str:
-    """One line per number, for the console."""
+def format_result(result: AnalogResult) -> str:
+    """The result in one line, for the console."""
     return (
-        f"analog={settings.name}: analog/test/acc {metrics['analog/test/acc']:.4f} "
-        f"+- {metrics['analog/test/acc_std']:.4f} over {len(metrics['analog/test/acc_repeats'])} "
-        f"repeat(s); digital test/acc {metrics['test/acc']:.4f} "
-        f"on {metrics['analog/test/samples']} test images, {metrics['analog/tiles']} tiles"
+        f"analog={result.settings.name}: analog/test/acc {result.mean_accuracy:.4f} "
+        f"+- {result.accuracy_std:.4f} over {len(result.repeat_accuracies)} "
+        f"repeat(s); digital test/acc {result.digital_accuracy:.4f} "
+        f"on {result.samples} test images, {result.tiles} tiles"
     )

@@ -124,15 +124,15 @@ def evaluate_job(job: Path, presets: dict[str, DictConfig]) -> dict[str, Any]:
     for name, tile in settings.items():
         started = time.perf_counter()
         result = evaluate_analog(model, tile, test, calibration, num_classes)
-        row["digital_acc"] = result["test/acc"]
+        row["digital_acc"] = result.digital_accuracy
         row["presets"][name] = {
-            "acc": result["analog/test/acc"],
-            "acc_std": result["analog/test/acc_std"],
-            "acc_repeats": result["analog/test/acc_repeats"],
-            "drop": result["analog/test/acc_drop"],
-            "samples": result["analog/test/samples"],
-            "tiles": result["analog/tiles"],
-            "config": tile.record(),
+            "acc": result.mean_accuracy,
+            "acc_std": result.accuracy_std,
+            "acc_repeats": list(result.repeat_accuracies),
+            "drop": result.accuracy_drop,
+            "samples": result.samples,
+            "tiles": result.tiles,
+            "config": result.settings.record(),
             "seconds": round(time.perf_counter() - started, 1),
         }
     return row
