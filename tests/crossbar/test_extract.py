@@ -68,6 +68,16 @@ def test_table_has_every_layer_with_its_input_size(net: Net) -> None:
     assert not table.is_pruned.any()
 
 
+def test_select_takes_rows_by_position_mask_or_an_empty_list(net: Net) -> None:
+    """An empty list selects no row (``np.asarray([])`` is float: a mixed plan's layer for
+    which one method has no candidate used to raise IndexError in the planner's merge)."""
+    table = extract_layers(net, (3, 32, 32))
+    assert table.select([2, 0]).name == ("pair", "stem")
+    assert table.select(np.array([True, False, False, False, True])).name == ("stem", "fc")
+    empty = table.select([])
+    assert len(empty) == 0 and empty.name == () and empty.height.shape == (0,)
+
+
 def test_extraction_does_not_touch_training_state(net: Net) -> None:
     net.train()
     net.bn.eval()
