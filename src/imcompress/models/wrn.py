@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from imcompress.models.resnet import _init_weights
+from imcompress.models.resnet import init_weights
 
 
 class WideBasicBlock(nn.Module):
@@ -73,7 +73,7 @@ class WideResNet(nn.Module):
         self.bn = nn.BatchNorm2d(channels)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(channels, num_classes)
-        _init_weights(self)
+        init_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.layer3(self.layer2(self.layer1(self.stem(x))))
