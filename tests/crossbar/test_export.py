@@ -130,3 +130,27 @@ def test_escaping_and_rows_of_the_wrong_length() -> None:
     assert "x\\|y" in table.render("md") and "a\\|b" in table.render("md")
     with pytest.raises(ValueError, match="2 values for 1 columns"):
         table.add([1, 2])
+
+
+def test_console_totals_are_a_text_table_with_every_total(report) -> None:
+    from imcompress.crossbar.cost_report import console_totals_table
+
+    table = console_totals_table(report)
+    assert isinstance(table, TextTable)
+    assert table.render("console") in format_cost_report(report, "console", width=200)
+    names = [c.name for c in table.columns]
+    assert names[:5] == ["mapping", "cycles", "latency us", "energy uJ", "no periphery uJ"]
+    shown = {row[0]: row for row in table.shown()}
+    totals = report.totals()
+    assert set(shown) == {
+        "im2col", "sdk", "vwsdk", "im2col_naive", "sdk_naive", "vwsdk_naive",
+        "dense_im2col", "dense_sdk", "dense_vwsdk",
+    }  # fmt: skip
+    sdk = shown["sdk"]
+    assert sdk[names.index("cycles")] == f"{totals['sdk/cycles']:,.0f}"
+    assert float(sdk[names.index("no periphery uJ")]) == pytest.approx(
+        totals["sdk/energy_uj_no_periphery"], rel=1e-3
+    )
+    speedup = totals["dense_sdk/cycles"] / totals["sdk/cycles"]
+    assert float(sdk[names.index("speedup vs dense")]) == pytest.approx(speedup, abs=1e-3)
+    assert [table.mark(i) for i in range(len(table.rows))].count("a") == 3  # the naive rows

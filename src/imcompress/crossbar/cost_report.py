@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -24,6 +24,7 @@ from imcompress.crossbar.options import (
     parse_methods,
     parse_option,
 )
+from imcompress.reporting.tables import Column, TextTable
 
 BASELINE = "dense_im2col"
 
@@ -177,8 +178,17 @@ class CostReport:
         return path
 
     def format_table(self, width: int = 160) -> str:
-        """Per-layer table (window, tiles, cycles per mapping, energy share) and totals, as text."""
+        """Per-layer table (window, tiles, cycles per mapping, energy share) and totals, as text;
+        ``width`` is the terminal width the per-layer table fits into."""
         from rich.console import Console
+
+        console = Console(file=io.StringIO(), width=width, record=True, color_system=None)
+        console.print(self._layer_console_table())
+        console.print("* = im2col fallback (no better window)")
+        return console.export_text() + console_totals_table(self).render("console") + "\n"
+
+    def _layer_console_table(self) -> Any:
+        """The per-layer ``rich`` table of :meth:`format_table` (two-line headers keep it narrow)."""
         from rich.table import Table
 
         table = self.table
@@ -192,15 +202,13 @@ class CostReport:
             layers.add_column(f"{name}\ntiles", justify="right")
             layers.add_column(f"{name}\ncycles", justify="right")
         last = list(self.mappings)[-1] if self.mappings else None
-        if last:
-            layers.add_column(f"{last}\nenergy %", justify="right")
         share = None
         if last:
+            layers.add_column(f"{last}\nenergy %", justify="right")
             energy = self.mappings[last].costs.energy_pj
             share = energy / (energy.sum() or 1.0)
         for k in range(len(table)):
-            shape = layer_shape(table, k)
-            cells = [table.name[k], table.kind[k], shape]
+            cells = [table.name[k], table.kind[k], layer_shape(table, k)]
             for mapped in self.mappings.values():
                 m = mapped.mapping
                 cells += [
@@ -211,49 +219,56 @@ class CostReport:
             if share is not None:
                 cells.append(f"{100 * share[k]:.1f}")
             layers.add_row(*cells)
-        totals = self.totals()
-        summary = Table(
-            title="totals per image; speedup and energy ratio vs the dense model on the same "
-            f"mapping and array ({self.hw.name}), and vs the dense model on im2col"
+        return layers
+
+
+def _formatted(spec: str) -> Callable[[Any], str]:
+    """A :class:`Column` ``show`` that formats a value with the format ``spec`` (``,.0f``)."""
+    return lambda value: format(value, spec)
+
+
+def console_totals_table(report: CostReport) -> TextTable:
+    """The totals of :meth:`CostReport.format_table`: one row per mapping, then the naive
+    low-rank mappings (marked), then the dense model per mapping and on im2col."""
+    totals = report.totals()
+    out = TextTable(
+        [
+            Column("mapping", str, "l"),
+            Column("cycles", _formatted(",.0f")),
+            Column("latency us", _formatted(",.2f")),
+            Column("energy uJ", _formatted(",.4g")),
+            Column("no periphery uJ", _formatted(",.4g")),
+            Column("arrays", _formatted(",.0f")),
+            Column("util", _formatted(".3f")),
+            Column("speedup vs dense", _formatted(".3f")),
+            Column("energy vs dense", _formatted(".3f")),
+            Column("speedup vs dense im2col", _formatted(".3f")),
+            Column("energy vs dense im2col", _formatted(".3f")),
+        ],
+        [],
+        title="totals per image; speedup and energy ratio vs the dense model on the same "
+        f"mapping and array ({report.hw.name}), and vs the dense model on im2col",
+        notes={NAIVE_MARK: NAIVE_NOTE},
+    )
+    names = list(report.mappings) + [f"{n}_naive" for n in report.naive] + dense_rows(report)
+    base_cycles, base_energy = totals[f"{BASELINE}/cycles"], totals[f"{BASELINE}/energy_uj"]
+    for name in names:
+        out.add(
+            [
+                name,
+                totals[f"{name}/cycles"],
+                totals[f"{name}/latency_us"],
+                totals[f"{name}/energy_uj"],
+                totals.get(f"{name}/energy_uj_no_periphery", float("nan")),
+                totals.get(f"{name}/arrays", float("nan")),
+                totals.get(f"{name}/utilization", float("nan")),
+                *vs_dense(totals, name),
+                base_cycles / totals[f"{name}/cycles"],
+                totals[f"{name}/energy_uj"] / base_energy,
+            ],
+            NAIVE_MARK if name.endswith("_naive") else "",
         )
-        for column in (
-            "mapping",
-            "cycles",
-            "latency us",
-            "energy uJ",
-            "no periphery uJ",
-            "arrays",
-            "util",
-            "speedup vs dense",
-            "energy vs dense",
-            "speedup vs dense im2col",
-            "energy vs dense im2col",
-        ):
-            summary.add_column(column, justify="right" if column != "mapping" else "left")
-        names = list(self.mappings) + [f"{n}_naive" for n in self.naive] + dense_rows(self)
-        base_cycles, base_energy = totals[f"{BASELINE}/cycles"], totals[f"{BASELINE}/energy_uj"]
-        for name in names:
-            speedup, ratio = vs_dense(totals, name)
-            summary.add_row(
-                f"{name} ({NAIVE_MARK})" if name.endswith("_naive") else name,
-                f"{totals[f'{name}/cycles']:,.0f}",
-                f"{totals[f'{name}/latency_us']:,.2f}",
-                f"{totals[f'{name}/energy_uj']:,.4g}",
-                f"{totals.get(f'{name}/energy_uj_no_periphery', float('nan')):,.4g}",
-                f"{totals.get(f'{name}/arrays', float('nan')):,.0f}",
-                f"{totals.get(f'{name}/utilization', float('nan')):.3f}",
-                f"{speedup:.3f}",
-                f"{ratio:.3f}",
-                f"{base_cycles / totals[f'{name}/cycles']:.3f}",
-                f"{totals[f'{name}/energy_uj'] / base_energy:.3f}",
-            )
-        console = Console(file=io.StringIO(), width=width, record=True, color_system=None)
-        console.print(layers)
-        console.print("* = im2col fallback (no better window)")
-        console.print(summary)
-        if self.naive:
-            console.print(f"({NAIVE_MARK}) {NAIVE_NOTE}")
-        return console.export_text()
+    return out
 
 
 def vs_dense(totals: dict[str, float], name: str) -> tuple[float, float]:

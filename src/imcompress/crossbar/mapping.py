@@ -235,22 +235,10 @@ def _assemble(
     l_part: _LPart,
 ) -> MappingResult:
     """Join the R and L counts of every layer; layers with no kept weight cost nothing."""
-    pair = table.is_pair
     r_steps = _scale(r_part.steps, r_part.windows)
     r_cycles = r_part.cycles
     arrays = r_part.steps.arrays + l_part.arrays
-    kernel = table.kernel_h * table.kernel_w
-    r_weights = np.where(
-        pair,
-        table.in_channels // table.groups * kernel * table.rank_channels,
-        table.nonzero_weights,
-    )
-    l_weights = np.where(pair, table.rank_channels // table.l_groups * table.out_channels, 0)
-    weight_cells: IntArray = np.asarray(
-        (r_weights * r_part.outputs_h * r_part.outputs_w + l_weights * l_part.outputs)
-        * crossbar.slices,
-        dtype=np.int64,
-    )
+    weight_cells = _weight_cells(table, crossbar, r_part, l_part)
     capacity = arrays * crossbar.rows * crossbar.cols
     utilization = np.where(capacity > 0, weight_cells / np.maximum(capacity, 1), 0.0)
     keep = ~((table.in_kept == 0) | (table.out_kept == 0))
@@ -288,6 +276,24 @@ def _assemble(
         cell_reads=kept(r_steps.cell_reads + l_steps.cell_reads),
         partial_sum_adds=kept(r_steps.partial_sum_adds + l_steps.partial_sum_adds),
         weight_cells=kept(weight_cells),
+    )
+
+
+def _weight_cells(table: LayerTable, crossbar: Crossbar, r_part: _Part, l_part: _LPart) -> IntArray:
+    """Cells holding weights per layer: R's (one copy per output of its window; a pair's R is
+    dense) and L's (one copy per output of L's window), times the cells per weight."""
+    pair = table.is_pair
+    kernel = table.kernel_h * table.kernel_w
+    r_weights = np.where(
+        pair,
+        table.in_channels // table.groups * kernel * table.rank_channels,
+        table.nonzero_weights,
+    )
+    l_weights = np.where(pair, table.rank_channels // table.l_groups * table.out_channels, 0)
+    return np.asarray(
+        (r_weights * r_part.outputs_h * r_part.outputs_w + l_weights * l_part.outputs)
+        * crossbar.slices,
+        dtype=np.int64,
     )
 
 

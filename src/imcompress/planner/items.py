@@ -259,28 +259,22 @@ def mask_items(
     settings: Callable[[float], Any],
 ) -> list[Item]:
     """Items of a mask method: every level of ``levels`` per target (level 0: method ``none``,
-    all masks ones; ``settings(level)``: the method's per-layer settings). ``masks(level)`` gives, per target, the masks it puts on every parameter
-    at that level (its own weight, and for coupled methods its successors': a BatchNorm, the
-    next conv's input rows). Targets whose masks reach each other's convs form one item whose
-    candidates are all combinations of their levels."""
-    convs = {name: conv for name, conv in space.targets}
+    all masks ones; ``settings(level)``: the method's per-layer settings). ``masks(level)``
+    gives, per target, the masks it puts on every parameter at that level (its own weight,
+    and for coupled methods its successors': a BatchNorm, the next conv's input rows).
+    Targets whose masks reach each other's convs form one item whose candidates are all
+    combinations of their levels."""
+    convs = dict(space.targets)
     names = list(convs)
-    levels = sorted({0.0, *(float(s) for s in levels)})
-    by_level = [masks(s) if s > 0 else None for s in levels]
-    # keys of every target (from its first non-dense level) and the convs they reach
-    keys = {n: next(iter(m[n] for m in by_level if m is not None), {}) for n in names}
-    module_name = {id(m): n for n, m in space.model.named_modules()}
-    reaches = {
-        n: {module_name[id(module)] for module, _ in keys[n] if isinstance(module, nn.Conv2d)} | {n}
-        for n in names
-    }
+    grid = _mask_grid(names, levels, masks)
+    reaches = _reached_convs(space.model, names, grid.keys)
     errors = {
         n: np.array(
             [
                 0.0
                 if m is None
                 else mask_error(effective(convs[n]), m[n][(convs[n], "weight")], _inputs(space, n))
-                for m in by_level
+                for m in grid.by_level
             ]
         )
         for n in names
@@ -291,38 +285,79 @@ def mask_items(
         layers = sorted(
             set().union(*(reaches[n] for n in comp)), key=lambda n: row_of(space.table, n)
         )
-        combos = list(itertools.product(range(len(levels)), repeat=len(comp)))
-        if len(combos) > MAX_COMPONENT_CANDIDATES:
-            raise ValueError(
-                f"{method} couples layers {layers}: {len(combos)} candidate combinations "
-                f"exceed {MAX_COMPONENT_CANDIDATES}; use a coarser plan.sparsity_grid or "
-                "uncouple the layers (compression.couple_next=false)"
-            )
-        specs: list[LayerSpec] = []
-        params, choices, errs = [], [], []
-        for combo in combos:
-            level = dict(zip(comp, combo, strict=True))
-            product = _combined(comp, level, by_level, keys)
-            for layer in layers:
-                conv = _conv(space.model, layer)
-                mask = product.get((conv, "weight"), torch.ones_like(conv.weight))
-                specs.append(_masked_spec(space.table, row_of(space.table, layer), mask))
-            params.append(_kept_params(layers, product, space.model))
-            choices.append(
-                {t: DENSE if level[t] == 0 else (method, settings(levels[level[t]])) for t in comp}
-            )
-            errs.append([errors[t][level[t]] for t in comp])
-        items.append(
-            Item(
-                targets=tuple(comp),
-                rows=tuple(row_of(space.table, n) for n in layers),
-                table=LayerTable.from_specs(specs),
-                choices=choices,
-                errors=np.asarray(errs, dtype=np.float64),
-                params=np.asarray(params, dtype=np.int64),
-            )
-        )
+        items.append(_component_item(space, method, comp, layers, grid, errors, settings))
     return items
+
+
+@dataclass(frozen=True)
+class _MaskGrid:
+    """Every target's masks at every level of a mask method."""
+
+    levels: list[float]  # sorted, 0 first
+    by_level: list[dict[str, dict[ParamKey, torch.Tensor]] | None]  # None: level 0, all ones
+    keys: dict[str, dict[ParamKey, torch.Tensor]]  # the parameters each target masks
+
+
+def _mask_grid(names: list[str], levels: Sequence[float], masks: MaskFn) -> _MaskGrid:
+    """``masks`` at level 0 and every level of ``levels``; each target's keys are those of its
+    first non-dense level."""
+    grid = sorted({0.0, *(float(s) for s in levels)})
+    by_level = [masks(s) if s > 0 else None for s in grid]
+    keys = {n: next(iter(m[n] for m in by_level if m is not None), {}) for n in names}
+    return _MaskGrid(grid, by_level, keys)
+
+
+def _reached_convs(
+    model: nn.Module, names: list[str], keys: dict[str, dict[ParamKey, torch.Tensor]]
+) -> dict[str, set[str]]:
+    """Per target, the convs its masks reach (itself included)."""
+    module_name = {id(m): n for n, m in model.named_modules()}
+    return {
+        n: {module_name[id(module)] for module, _ in keys[n] if isinstance(module, nn.Conv2d)} | {n}
+        for n in names
+    }
+
+
+def _component_item(
+    space: PlanSpace,
+    method: str,
+    comp: list[str],
+    layers: list[str],
+    grid: _MaskGrid,
+    errors: dict[str, FloatArray],
+    settings: Callable[[float], Any],
+) -> Item:
+    """The item of the coupled targets ``comp`` (whose masks reach ``layers``): one candidate
+    per combination of their levels."""
+    combos = list(itertools.product(range(len(grid.levels)), repeat=len(comp)))
+    if len(combos) > MAX_COMPONENT_CANDIDATES:
+        raise ValueError(
+            f"{method} couples layers {layers}: {len(combos)} candidate combinations "
+            f"exceed {MAX_COMPONENT_CANDIDATES}; use a coarser plan.sparsity_grid or "
+            "uncouple the layers (compression.couple_next=false)"
+        )
+    specs: list[LayerSpec] = []
+    params, choices, errs = [], [], []
+    for combo in combos:
+        level = dict(zip(comp, combo, strict=True))
+        product = _combined(comp, level, grid.by_level, grid.keys)
+        for layer in layers:
+            conv = _conv(space.model, layer)
+            mask = product.get((conv, "weight"), torch.ones_like(conv.weight))
+            specs.append(_masked_spec(space.table, row_of(space.table, layer), mask))
+        params.append(_kept_params(layers, product, space.model))
+        choices.append(
+            {t: DENSE if level[t] == 0 else (method, settings(grid.levels[level[t]])) for t in comp}
+        )
+        errs.append([errors[t][level[t]] for t in comp])
+    return Item(
+        targets=tuple(comp),
+        rows=tuple(row_of(space.table, n) for n in layers),
+        table=LayerTable.from_specs(specs),
+        choices=choices,
+        errors=np.asarray(errs, dtype=np.float64),
+        params=np.asarray(params, dtype=np.int64),
+    )
 
 
 def _inputs(space: PlanSpace, name: str) -> torch.Tensor | None:

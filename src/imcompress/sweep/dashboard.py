@@ -7,11 +7,15 @@ reads from the runs (as logged by ``src/train.py``): config ``compression.method
 (against the dense model on the same mapping and array), ``hw/<mapping>/speedup`` (against the
 dense model on im2col) and ``hw/<mapping>/energy_uj``. Runs are grouped and coloured by
 ``compression.method`` with the palette of the matplotlib figures (:mod:`imcompress.reporting.figures`).
+:func:`dashboard_main` is the command line of ``src/dashboard.py``.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -70,11 +74,32 @@ def build_workspace(
     ``max_runs`` runs. ``group`` restricts the runs to one W&B group (one multirun:
     ``<name>-<sweep dir>``).
     """
-    import wandb_workspaces.reports.v2 as wr
     import wandb_workspaces.workspaces as ws
-    from wandb_workspaces import expr
 
-    curves: list[Any] = [
+    sections = {
+        "Training curves by compression method": _curve_panels(),
+        "Accuracy vs crossbar cost": _cost_panels(accuracy, mappings),
+        "Accuracy vs group": _group_panels(accuracy),
+        "Sweep axes": [_sweep_axes_panel(accuracy)],
+    }
+    return ws.Workspace(
+        entity=entity,
+        project=project,
+        name=name,
+        sections=[
+            ws.Section(name=title, panels=panels, is_open=True)
+            for title, panels in sections.items()
+        ],
+        settings=ws.WorkspaceSettings(x_axis="epoch", max_runs=max_runs),
+        runset_settings=_runset_settings(group, accuracy),
+    )
+
+
+def _curve_panels() -> list[Any]:
+    """One line plot per training curve (``CURVES``), grouped by compression method."""
+    import wandb_workspaces.reports.v2 as wr
+
+    return [
         wr.LinePlot(
             title=f"{metric} by compression method",
             x="epoch",
@@ -85,7 +110,13 @@ def build_workspace(
         )
         for metric in CURVES
     ]
-    scatters: list[Any] = [
+
+
+def _cost_panels(accuracy: str, mappings: Sequence[str]) -> list[Any]:
+    """Accuracy against each cost quantity (``COST_PANELS``) of each mapping."""
+    import wandb_workspaces.reports.v2 as wr
+
+    return [
         wr.ScatterPlot(
             title=f"{accuracy} vs {mapping} {label}",
             x=wr.SummaryMetric(f"hw/{mapping}/{quantity}"),
@@ -94,13 +125,25 @@ def build_workspace(
         for quantity, label in COST_PANELS
         for mapping in mappings
     ]
-    by_group: list[Any] = [
+
+
+def _group_panels(accuracy: str) -> list[Any]:
+    """Accuracy against the group count of group low-rank."""
+    import wandb_workspaces.reports.v2 as wr
+
+    return [
         wr.ScatterPlot(
             title=f"{accuracy} vs group (g of group low-rank)",
             x=wr.Config("group"),
             y=wr.SummaryMetric(accuracy),
         )
     ]
+
+
+def _sweep_axes_panel(accuracy: str) -> Any:
+    """Parallel coordinates over the method, the sweep axes (``SWEEP_AXES``) and accuracy."""
+    import wandb_workspaces.reports.v2 as wr
+
     columns = [
         wr.ParallelCoordinatesPlotColumn(metric=wr.Config(METHOD_KEY), display_name="method")
     ]
@@ -111,30 +154,24 @@ def build_workspace(
     columns.append(
         wr.ParallelCoordinatesPlotColumn(metric=wr.SummaryMetric(accuracy), display_name=accuracy)
     )
-    parallel = wr.ParallelCoordinatesPlot(title="sweep axes -> accuracy", columns=columns)
-    filters = [expr.Metric("Group") == group] if group else []
-    return ws.Workspace(
-        entity=entity,
-        project=project,
-        name=name,
-        sections=[
-            ws.Section(name="Training curves by compression method", panels=curves, is_open=True),
-            ws.Section(name="Accuracy vs crossbar cost", panels=scatters, is_open=True),
-            ws.Section(name="Accuracy vs group", panels=by_group, is_open=True),
-            ws.Section(name="Sweep axes", panels=[parallel], is_open=True),
+    return wr.ParallelCoordinatesPlot(title="sweep axes -> accuracy", columns=columns)
+
+
+def _runset_settings(group: str | None, accuracy: str) -> Any:
+    """Runs of ``group`` (all when None), grouped and coloured by compression method."""
+    import wandb_workspaces.workspaces as ws
+    from wandb_workspaces import expr
+
+    return ws.RunsetSettings(
+        filters=[expr.Metric("Group") == group] if group else [],
+        groupby=[expr.Config(METHOD_KEY)],
+        group_colors=dict[Any, Any](METHOD_COLOURS),
+        pinned_columns=[
+            "config:group",
+            "config:rank",
+            "config:sparsity",
+            f"summary:{accuracy}",
         ],
-        settings=ws.WorkspaceSettings(x_axis="epoch", max_runs=max_runs),
-        runset_settings=ws.RunsetSettings(
-            filters=filters,
-            groupby=[expr.Config(METHOD_KEY)],
-            group_colors=dict[Any, Any](METHOD_COLOURS),
-            pinned_columns=[
-                "config:group",
-                "config:rank",
-                "config:sparsity",
-                f"summary:{accuracy}",
-            ],
-        ),
     )
 
 
@@ -160,3 +197,86 @@ def save_workspace(workspace: Any) -> str:
         )
     workspace.save()
     return str(workspace.url)
+
+
+CLI_DESCRIPTION = (
+    "Build (and save) the W&B workspace that compares compression methods against crossbar cost."
+)
+
+
+def dashboard_parser(description: str = CLI_DESCRIPTION) -> argparse.ArgumentParser:
+    """The arguments of ``src/dashboard.py`` (one per :func:`build_workspace` parameter, plus
+    ``--spec-out`` and ``--dry-run``)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--entity", required=True, help="W&B user or team that owns the project")
+    parser.add_argument(
+        "--project",
+        required=True,
+        help="W&B project of the runs (logger.wandb.project; default imcompress)",
+    )
+    parser.add_argument("--name", default=DEFAULT_NAME, help="name of the saved workspace view")
+    parser.add_argument(
+        "--group",
+        default=None,
+        help="only runs of this W&B group (one multirun: <name>-<sweep dir name>)",
+    )
+    parser.add_argument(
+        "--accuracy", default="test/acc", help="summary metric on the accuracy axes"
+    )
+    parser.add_argument(
+        "--mappings", nargs="+", default=list(DEFAULT_MAPPINGS), help="crossbar mappings to plot"
+    )
+    parser.add_argument(
+        "--max-runs",
+        type=int,
+        default=DEFAULT_MAX_RUNS,
+        help=f"runs shown per panel (default {DEFAULT_MAX_RUNS}; W&B's own default is 10)",
+    )
+    parser.add_argument(
+        "--spec-out", type=Path, default=None, help="also write the workspace spec (JSON) here"
+    )
+    parser.add_argument(
+        "--dry-run", action="store_true", help="build and describe the workspace; do not save"
+    )
+    return parser
+
+
+def dashboard_main(argv: list[str] | None = None, description: str = CLI_DESCRIPTION) -> int:
+    """``src/dashboard.py``: parse the arguments, build the workspace, then save it or just
+    describe it. Returns the exit status: 0 saved (or ``--dry-run``), 1 no API key / save failed."""
+    args = dashboard_parser(description).parse_args(argv)
+    workspace = build_workspace(
+        args.entity,
+        args.project,
+        name=args.name,
+        group=args.group,
+        accuracy=args.accuracy,
+        mappings=args.mappings,
+        max_runs=args.max_runs,
+    )
+    spec = workspace_spec(workspace)
+    if args.spec_out is not None:
+        args.spec_out.write_text(json.dumps(spec, indent=2) + "\n")
+        print(f"workspace spec written to {args.spec_out}")
+    for section, panels in panels_by_section(spec).items():
+        print(f"{section}: {len(panels)} panels")
+    if args.dry_run:
+        return 0
+    return _save_and_report(workspace)
+
+
+def _save_and_report(workspace: Any) -> int:
+    """Save ``workspace`` and print its URL (0), or say on stderr why it was not saved (1)."""
+    try:
+        url = save_workspace(workspace)
+    except MissingApiKeyError as error:
+        print(f"dashboard: {error}", file=sys.stderr)
+        return 1
+    except Exception as error:  # network, permissions, unknown entity/project
+        print(
+            f"dashboard: saving the workspace failed: {type(error).__name__}: {error}",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"workspace saved: {url}")
+    return 0

@@ -159,7 +159,6 @@ def resolve_ckpt_path(ckpt_path: str | None, output_dir: Path) -> str | None:
     * a path: that file, which must be a complete checkpoint.
     """
     checkpoint_dir = output_dir / CHECKPOINT_DIR
-    last = checkpoint_dir / LAST
     removed = remove_partial_writes(checkpoint_dir) + remove_partial_writes(output_dir)
     if removed:
         print(
@@ -167,42 +166,64 @@ def resolve_ckpt_path(ckpt_path: str | None, output_dir: Path) -> str | None:
         )
     existing = checkpoints_in(checkpoint_dir)
     if ckpt_path in (None, "", "null"):
-        if existing:
-            raise FileExistsError(
-                f"{checkpoint_dir} already holds checkpoints ({_names(existing)}); "
-                "pass ckpt_path=last (or auto) to resume that run, or use a new output folder "
-                "(leave hydra.run.dir at its default)."
-            )
+        _refuse_overwrite(checkpoint_dir, existing)
         return None
     if ckpt_path == "last":
-        if not last.exists():
-            raise FileNotFoundError(
-                f"ckpt_path=last but there is no {last}. To resume a run, point hydra.run.dir at "
-                "that run's folder (outputs/<name>/runs/<time>), or pass ckpt_path=<file.ckpt>."
-            )
-        return str(_newest_valid_or_raise([last] + [p for p in existing if p != last], "last"))
+        return _resolve_last(checkpoint_dir, existing)
     if ckpt_path == "auto":
-        if existing:
-            preferred = [last] if last in existing else []
-            return str(
-                _newest_valid_or_raise(preferred + [p for p in existing if p != last], "auto")
-            )
-        used = [name for name in EARLIER_RUN_FILES if (output_dir / name).exists()]
-        if not used:
-            return None
-        previous = _previous_status(output_dir)
-        if previous in ("requeued", "running"):  # running: killed without a record of its end
-            print(
-                f"ckpt_path=auto: the {previous} attempt in {output_dir} ended before its first "
-                "checkpoint; starting from scratch",
-                flush=True,
-            )
-            return None
+        return _resolve_auto(output_dir, existing)
+    return _resolve_file(ckpt_path)
+
+
+def _refuse_overwrite(checkpoint_dir: Path, existing: list[Path]) -> None:
+    """``ckpt_path=null`` starts fresh: refused when ``existing`` checkpoints would be overwritten."""
+    if existing:
         raise FileExistsError(
-            f"ckpt_path=auto: {output_dir} holds an earlier run ({', '.join(used)}) but no "
-            f"checkpoint in {checkpoint_dir} to resume from; start over in a new folder (leave "
-            "hydra.run.dir at its default) or remove those files."
+            f"{checkpoint_dir} already holds checkpoints ({_names(existing)}); "
+            "pass ckpt_path=last (or auto) to resume that run, or use a new output folder "
+            "(leave hydra.run.dir at its default)."
         )
+
+
+def _resolve_last(checkpoint_dir: Path, existing: list[Path]) -> str:
+    """``ckpt_path=last``: ``last.ckpt``, or the newest valid checkpoint when it is corrupt."""
+    last = checkpoint_dir / LAST
+    if not last.exists():
+        raise FileNotFoundError(
+            f"ckpt_path=last but there is no {last}. To resume a run, point hydra.run.dir at "
+            "that run's folder (outputs/<name>/runs/<time>), or pass ckpt_path=<file.ckpt>."
+        )
+    return str(_newest_valid_or_raise([last] + [p for p in existing if p != last], "last"))
+
+
+def _resolve_auto(output_dir: Path, existing: list[Path]) -> str | None:
+    """``ckpt_path=auto``: resume from the folder's checkpoints, or start fresh where no earlier
+    attempt left a result (or one ended before its first checkpoint)."""
+    checkpoint_dir = output_dir / CHECKPOINT_DIR
+    last = checkpoint_dir / LAST
+    if existing:
+        preferred = [last] if last in existing else []
+        return str(_newest_valid_or_raise(preferred + [p for p in existing if p != last], "auto"))
+    used = [name for name in EARLIER_RUN_FILES if (output_dir / name).exists()]
+    if not used:
+        return None
+    previous = _previous_status(output_dir)
+    if previous in ("requeued", "running"):  # running: killed without a record of its end
+        print(
+            f"ckpt_path=auto: the {previous} attempt in {output_dir} ended before its first "
+            "checkpoint; starting from scratch",
+            flush=True,
+        )
+        return None
+    raise FileExistsError(
+        f"ckpt_path=auto: {output_dir} holds an earlier run ({', '.join(used)}) but no "
+        f"checkpoint in {checkpoint_dir} to resume from; start over in a new folder (leave "
+        "hydra.run.dir at its default) or remove those files."
+    )
+
+
+def _resolve_file(ckpt_path: str) -> str:
+    """An explicit ``ckpt_path``: that file, which must be a complete checkpoint."""
     path = Path(ckpt_path).expanduser()
     if not path.is_file():
         raise FileNotFoundError(f"ckpt_path={ckpt_path!r}: no such checkpoint file")

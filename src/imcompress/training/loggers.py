@@ -13,6 +13,7 @@ import csv
 import inspect
 import os
 from collections.abc import Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -234,9 +235,39 @@ def wandb_logger(
     within ``init_timeout_s`` before training starts, or, with ``offline_fallback``, continues
     offline with a message saying how to upload the run later.
     """
-    import wandb
+    mode = _checked_wandb_mode(mode, log_model)
+    id_file = output_dir / WANDB_ID_FILE
+    run_id = id_file.read_text().strip() if id_file.exists() else None
+    build = partial(
+        _build_wandb_logger,
+        job_cfg,
+        output_dir,
+        project=project,
+        entity=entity,
+        run_id=run_id,
+        tags=tags,
+        log_model=log_model,
+        init_timeout_s=init_timeout_s,
+    )
+    logger = build(mode)
+    if getattr(rank_zero_only, "rank", 0) != 0:
+        return logger  # the other processes of a data-parallel job have no W&B run
+    try:
+        run = logger.experiment
+    except Exception as error:  # wandb.errors.CommError: no network, wrong host, timeout
+        if mode != "online":
+            raise
+        _report_online_failure(error, output_dir, init_timeout_s, offline_fallback)
+        logger = build("offline")
+        run = logger.experiment
+    id_file.write_text(run.id)
+    return logger
 
-    mode, source = resolve_wandb_mode(mode)
+
+def _checked_wandb_mode(configured: str | None, log_model: bool) -> str:
+    """:func:`resolve_wandb_mode`, saying when the config overrides ``WANDB_MODE``, and refusing
+    the combinations that cannot work (``log_model`` offline, online without an API key)."""
+    mode, source = resolve_wandb_mode(configured)
     env_mode = os.environ.get("WANDB_MODE")
     if (
         source == "logger.wandb.mode"
@@ -253,57 +284,65 @@ def wandb_logger(
             f"W&B mode online (from {source}) but no W&B API key was found (WANDB_API_KEY or "
             "`wandb login`); use mode offline and `wandb sync` later."
         )
+    return mode
+
+
+def _build_wandb_logger(
+    job_cfg: DictConfig,
+    output_dir: Path,
+    run_mode: str,
+    *,
+    project: str,
+    entity: str | None,
+    run_id: str | None,
+    tags: list[str] | None,
+    log_model: bool,
+    init_timeout_s: float,
+) -> WandbLogger:
+    """The (not yet started) W&B logger of this job in ``run_mode``."""
+    import wandb
+
     identity = run_identity(job_cfg)
-    id_file = output_dir / WANDB_ID_FILE
-    run_id = id_file.read_text().strip() if id_file.exists() else None
+    return QuietWandbLogger(
+        project=project,
+        entity=entity,
+        group=identity["group"],
+        name=identity["name"],
+        job_type=identity["job_type"],
+        tags=list(dict.fromkeys([*automatic_tags(job_cfg), *(tags or [])])),
+        save_dir=str(output_dir),
+        offline=run_mode == "offline",
+        mode=run_mode,
+        id=run_id,
+        resume="allow",
+        log_model=bool(log_model) and run_mode == "online",
+        config=OmegaConf.to_container(job_cfg, resolve=True),
+        # quiet: no sampled run history and summary after our final table (it shows the
+        # same numbers); errors and warnings still print
+        settings=wandb.Settings(init_timeout=float(init_timeout_s), quiet=True),
+    )
 
-    def build(run_mode: str) -> WandbLogger:
-        return QuietWandbLogger(
-            project=project,
-            entity=entity,
-            group=identity["group"],
-            name=identity["name"],
-            job_type=identity["job_type"],
-            tags=list(dict.fromkeys([*automatic_tags(job_cfg), *(tags or [])])),
-            save_dir=str(output_dir),
-            offline=run_mode == "offline",
-            mode=run_mode,
-            id=run_id,
-            resume="allow",
-            log_model=bool(log_model) and run_mode == "online",
-            config=OmegaConf.to_container(job_cfg, resolve=True),
-            # quiet: no sampled run history and summary after our final table (it shows the
-            # same numbers); errors and warnings still print
-            settings=wandb.Settings(init_timeout=float(init_timeout_s), quiet=True),
-        )
 
-    logger = build(mode)
-    if getattr(rank_zero_only, "rank", 0) != 0:
-        return logger  # the other processes of a data-parallel job have no W&B run
-    try:
-        run = logger.experiment
-    except Exception as error:  # wandb.errors.CommError: no network, wrong host, timeout
-        if mode != "online":
-            raise
-        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        if not offline_fallback:
-            raise RuntimeError(
-                f"W&B could not start an online run within {init_timeout_s:g} s "
-                f"(logger.wandb.init_timeout_s): {first}. Nothing was trained. Run offline "
-                "(logger.wandb.mode=offline) and upload later with `wandb sync "
-                f"{output_dir}/wandb/offline-run-*`, or set logger.wandb.offline_fallback=true "
-                "to continue offline automatically."
-            ) from None
-        print(
-            f"W&B online run failed to start ({first}); continuing OFFLINE "
-            "(logger.wandb.offline_fallback=true). Upload it later with: "
-            f"wandb sync {output_dir}/wandb/offline-run-*",
-            flush=True,
-        )
-        logger = build("offline")
-        run = logger.experiment
-    id_file.write_text(run.id)
-    return logger
+def _report_online_failure(
+    error: Exception, output_dir: Path, init_timeout_s: float, offline_fallback: bool
+) -> None:
+    """An online run did not start: raise (naming the way out), or, with ``offline_fallback``,
+    say that the job continues offline and how to upload it later."""
+    first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    if not offline_fallback:
+        raise RuntimeError(
+            f"W&B could not start an online run within {init_timeout_s:g} s "
+            f"(logger.wandb.init_timeout_s): {first}. Nothing was trained. Run offline "
+            "(logger.wandb.mode=offline) and upload later with `wandb sync "
+            f"{output_dir}/wandb/offline-run-*`, or set logger.wandb.offline_fallback=true "
+            "to continue offline automatically."
+        ) from None
+    print(
+        f"W&B online run failed to start ({first}); continuing OFFLINE "
+        "(logger.wandb.offline_fallback=true). Upload it later with: "
+        f"wandb sync {output_dir}/wandb/offline-run-*",
+        flush=True,
+    )
 
 
 def publish_run_summary(summary: Mapping[str, Any]) -> None:
