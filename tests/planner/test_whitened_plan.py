@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -24,13 +25,18 @@ from imcompress.planner.search import PlanRequest, make_plan
 from tests.planner.conftest import INPUT_SHAPE
 
 
+def calibration(model: nn.Module, seed: int) -> tuple[list[torch.Tensor], Any, Any]:
+    """Two random batches, the default layer selection and the planner's sampled inputs."""
+    torch.manual_seed(seed)
+    batches = [torch.randn(8, *INPUT_SHAPE) for _ in range(2)]
+    targets = select_layers(model)
+    return batches, targets, capture_inputs(model, batches, targets, 4096, batch_count=2)
+
+
 def test_whitened_plan_is_applied_whitened(
     model: nn.Module, hw: HardwareConfig, tmp_path: Path
 ) -> None:
-    torch.manual_seed(1)
-    batches = [torch.randn(8, *INPUT_SHAPE) for _ in range(2)]
-    targets = select_layers(model)
-    inputs = capture_inputs(model, batches, targets, max_positions=4096, batch_count=2)
+    batches, targets, inputs = calibration(model, seed=1)
     opts = parse_options({"method": "glr", "factorization": "whitened"})
     request = PlanRequest(
         model,
@@ -73,10 +79,7 @@ def test_plans_record_the_pruning_criterion_and_compression_plan_applies_it(
     """``criterion=activation`` is recorded in a plan (a mixed one next to the GLR
     factorization), and ``compression=plan``, which takes each method's options from the plan,
     scores the pattern masks with the input norms: without data it is refused naming it."""
-    torch.manual_seed(2)
-    batches = [torch.randn(8, *INPUT_SHAPE) for _ in range(2)]
-    targets = select_layers(model)
-    inputs = capture_inputs(model, batches, targets, max_positions=4096, batch_count=2)
+    batches, targets, inputs = calibration(model, seed=2)
     glr = parse_options({"method": "glr", "factorization": "whitened"})
     pattern = parse_options(
         {"method": "prune_pattern", "pattern_set": "pconv", "criterion": "activation"}
