@@ -103,11 +103,7 @@ def lowrank_points(
                 parts.append(pairs.select([rows.index(k)]) if k in rows else table.select([k]))
             model_table = concat_tables(parts)
             weights = float(pairs.nonzero_weights.sum()) / dense_weights
-            for hw, (cycles, energy) in _costs(model_table, hws).items():
-                points.append(
-                    {"method": label, "setting": ratio, "hw": hw, "params": weights,
-                     "cycles": cycles, "energy_uj": energy}
-                )  # fmt: skip
+            points += _hw_points(label, ratio, weights, _costs(model_table, hws))
     return points
 
 
@@ -128,12 +124,19 @@ def pruning_points(
             rows = [table.name.index(name) for name in names]
             dense = table.dense().nonzero_weights[rows].sum()
             weights = float(table.nonzero_weights[rows].sum()) / float(dense)
-            for hw, (cycles, energy) in _costs(table, hws).items():
-                points.append(
-                    {"method": label, "setting": sparsity, "hw": hw, "params": weights,
-                     "cycles": cycles, "energy_uj": energy}
-                )  # fmt: skip
+            points += _hw_points(label, sparsity, weights, _costs(table, hws))
     return points
+
+
+def _hw_points(
+    label: str, setting: float, weights: float, costs: dict[str, tuple[float, float]]
+) -> list[dict[str, Any]]:
+    """One frontier point per hw preset: ``costs`` maps each preset to (cycles, energy_uj)."""
+    return [
+        {"method": label, "setting": setting, "hw": hw, "params": weights, "cycles": cycles,
+         "energy_uj": energy}
+        for hw, (cycles, energy) in costs.items()
+    ]  # fmt: skip
 
 
 def _build(spec: dict[str, Any], seed: int) -> nn.Module:
