@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import io
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from imcompress.crossbar.options import (
     parse_methods,
     parse_option,
 )
-from imcompress.reporting.tables import Column, TextTable
+from imcompress.reporting.tables import Column, TextTable, count
 
 BASELINE = "dense_im2col"
 
@@ -177,49 +176,44 @@ class CostReport:
                 writer.writerows(rows)
         return path
 
-    def format_table(self, width: int = 160) -> str:
-        """Per-layer table (window, tiles, cycles per mapping, energy share) and totals, as text;
-        ``width`` is the terminal width the per-layer table fits into."""
-        from rich.console import Console
+    def format_table(self) -> str:
+        """Per-layer table (window, tiles, cycles per mapping, energy share) and totals, as text."""
+        layers = layer_console_table(self).render("console")
+        totals = console_totals_table(self).render("console")
+        return f"{layers}\n{FALLBACK_LEGEND}\n\n{totals}\n"
 
-        console = Console(file=io.StringIO(), width=width, record=True, color_system=None)
-        console.print(self._layer_console_table())
-        console.print("* = im2col fallback (no better window)")
-        return console.export_text() + console_totals_table(self).render("console") + "\n"
 
-    def _layer_console_table(self) -> Any:
-        """The per-layer ``rich`` table of :meth:`format_table` (two-line headers keep it narrow)."""
-        from rich.table import Table
+FALLBACK_LEGEND = "* = im2col fallback (no better window)"
 
-        table = self.table
-        layers = Table(
-            title=f"crossbar cost per layer ({self.hw.name}, {self.hw.rows}x{self.hw.cols})"
-        )
-        for column in ("layer", "kind", "shape"):
-            layers.add_column(column, no_wrap=True)
-        for name in self.mappings:
-            layers.add_column(f"{name}\nwindow", justify="right")
-            layers.add_column(f"{name}\ntiles", justify="right")
-            layers.add_column(f"{name}\ncycles", justify="right")
-        last = list(self.mappings)[-1] if self.mappings else None
-        share = None
-        if last:
-            layers.add_column(f"{last}\nenergy %", justify="right")
-            energy = self.mappings[last].costs.energy_pj
-            share = energy / (energy.sum() or 1.0)
-        for k in range(len(table)):
-            cells = [table.name[k], table.kind[k], layer_shape(table, k)]
-            for mapped in self.mappings.values():
-                m = mapped.mapping
-                cells += [
-                    f"{m.window_h[k]}x{m.window_w[k]}" + ("*" if m.fallback[k] else ""),
-                    f"{m.row_tiles[k]}x{m.col_tiles[k]}",
-                    f"{m.cycles[k]:,}",
-                ]
-            if share is not None:
-                cells.append(f"{100 * share[k]:.1f}")
-            layers.add_row(*cells)
-        return layers
+
+def layer_console_table(report: CostReport) -> TextTable:
+    """The per-layer table of :meth:`CostReport.format_table`: window (``*``: im2col fallback),
+    tiles and cycles per mapping, and each layer's share of the last mapping's energy."""
+    table = report.table
+    columns = [Column("layer", str, "l"), Column("kind", str, "l"), Column("shape", str, "l")]
+    for name in report.mappings:
+        columns += [Column(f"{name}\nwindow", str), Column(f"{name}\ntiles", str),
+                    Column(f"{name}\ncycles", count)]  # fmt: skip
+    last = list(report.mappings)[-1] if report.mappings else None
+    share = None
+    if last:
+        columns.append(Column(f"{last}\nenergy %", _formatted(".1f")))
+        energy = report.mappings[last].costs.energy_pj
+        share = 100 * energy / (energy.sum() or 1.0)
+    hw = report.hw
+    layers = TextTable(
+        columns, [], title=f"crossbar cost per layer ({hw.name}, {hw.rows}x{hw.cols})"
+    )
+    for k in range(len(table)):
+        cells: list[Any] = [table.name[k], table.kind[k], layer_shape(table, k)]
+        for mapped in report.mappings.values():
+            m = mapped.mapping
+            window = f"{m.window_h[k]}x{m.window_w[k]}" + ("*" if m.fallback[k] else "")
+            cells += [window, f"{m.row_tiles[k]}x{m.col_tiles[k]}", int(m.cycles[k])]
+        if share is not None:
+            cells.append(float(share[k]))
+        layers.add(cells)
+    return layers
 
 
 def _formatted(spec: str) -> Callable[[Any], str]:

@@ -141,8 +141,8 @@ def totals_table(report: CostReport) -> TextTable:
     return out
 
 
-def format_cost_report(report: CostReport, fmt: TableFormat | str, width: int = 160) -> str:
+def format_cost_report(report: CostReport, fmt: TableFormat | str) -> str:
     """The per-layer and totals tables in ``fmt``; ``console`` is :meth:`CostReport.format_table`."""
     if TableFormat(fmt) == TableFormat.console:
-        return report.format_table(width=width)
+        return report.format_table()
     return render_all([layer_table(report), totals_table(report)], fmt)

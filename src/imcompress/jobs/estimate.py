@@ -46,7 +46,7 @@ def run_estimate(cfg: DictConfig) -> float:
         print(compression.format_compression_table(compressed), file=notes)
     input_shape = (int(data.channels), int(data.image_size), int(data.image_size))
     report = estimate(model, input_shape, cfg.hw, mappings)
-    print(format_cost_report(report, fmt, width=int(cfg.get("table_width", 180))), end="")
+    print(format_cost_report(report, fmt), end="")
     report.to_json(output_dir / "cost_report.json")
     report.to_csv(output_dir / "cost_report.csv")
     totals = report.totals()

@@ -51,11 +51,19 @@ def count(value: Any) -> str:
 
 @dataclass(frozen=True)
 class Column:
-    """One column: its header, how a value is shown, and its alignment (``l`` or ``r``)."""
+    """One column: its header, how a value is shown, and its alignment (``l`` or ``r``).
+
+    A header with ``\n`` is stacked over several lines in the console format (narrow columns
+    such as ``sdk\ncycles``); the other formats join its lines with a space."""
 
     name: str
     show: Callable[[Any], str] = significant
     align: str = "r"
+
+    @property
+    def label(self) -> str:
+        """The header on one line."""
+        return " ".join(self.name.split("\n"))
 
 
 @dataclass
@@ -110,7 +118,7 @@ def to_markdown(table: TextTable) -> str:
         return text.replace("|", "\\|")
 
     lines = [f"**{cell(table.title)}**", ""] if table.title else []
-    lines.append("| " + " | ".join(cell(c.name) for c in table.columns) + " |")
+    lines.append("| " + " | ".join(cell(c.label) for c in table.columns) + " |")
     lines.append("|" + "|".join("---:" if c.align == "r" else ":---" for c in table.columns) + "|")
     for index, row in enumerate(table.shown()):
         mark = table.mark(index)
@@ -159,7 +167,7 @@ def to_latex(table: TextTable) -> str:
     lines += [
         f"\\begin{{tabular}}{{{spec}}}",
         "\\toprule",
-        " & ".join(latex_escape(c.name) for c in table.columns) + " \\\\",
+        " & ".join(latex_escape(c.label) for c in table.columns) + " \\\\",
         "\\midrule",
     ]
     for index, row in enumerate(table.shown()):
@@ -180,7 +188,7 @@ def to_csv(table: TextTable) -> str:
     writer = csv.writer(buffer, lineterminator="\n")
     notes = table.notes
     with_notes = any(table.mark(i) for i in range(len(table.rows)))
-    writer.writerow([c.name for c in table.columns] + (["note"] if with_notes else []))
+    writer.writerow([c.label for c in table.columns] + (["note"] if with_notes else []))
     for index, row in enumerate(table.rows):
         values = ["" if value is None else value for value in row]
         if with_notes:
@@ -195,8 +203,12 @@ def to_console(table: TextTable) -> str:
     for index, row in enumerate(shown):
         if table.mark(index):
             row[0] += f" ({table.mark(index)})"
+    headers = [c.name.split("\n") for c in table.columns]
+    depth = max((len(parts) for parts in headers), default=1)
+    headers = [[""] * (depth - len(parts)) + parts for parts in headers]  # bottom-aligned
     widths = [
-        max([len(c.name)] + [len(row[i]) for row in shown]) for i, c in enumerate(table.columns)
+        max([len(part) for part in headers[i]] + [len(row[i]) for row in shown])
+        for i in range(len(table.columns))
     ]
 
     def line(cells: Sequence[str]) -> str:
@@ -206,7 +218,8 @@ def to_console(table: TextTable) -> str:
         ).rstrip()
 
     lines = [table.title] if table.title else []
-    lines += [line([c.name for c in table.columns]), "  ".join("-" * w for w in widths)]
+    lines += [line([parts[level] for parts in headers]) for level in range(depth)]
+    lines.append("  ".join("-" * w for w in widths))
     lines += [line(row) for row in shown]
     lines += [f"({mark}) {text}" for mark, text in table.used_notes()]
     return "\n".join(lines)
