@@ -120,7 +120,7 @@ def step_counts(
         rest * block_rows
     ) * (rest * phys_cols)
     return StepCounts(
-        arrays=np.where(fits, ceil_div(blocks, per_array), blocks * row_tiles * col_tiles),
+        arrays=block_arrays(blocks, block_rows, block_cols, row_tiles, col_tiles, xbar, pack),
         row_activations=np.where(fits, blocks * block_rows, blocks * block_rows * col_tiles),
         col_activations=np.where(fits, blocks * phys_cols, blocks * phys_cols * row_tiles),
         cell_reads=np.where(fits, packed_cells, blocks * block_rows * phys_cols),
