@@ -95,3 +95,16 @@ def test_a_dense_stage_named_before_the_move_keeps_its_folder(tmp_path: Path) ->
     assert dense_stage.stage_folder(old, old) == dense_stage.stage_folder(new, new)
     other = config("torch.optim.lr_scheduler.CosineAnnealingLR")
     assert dense_stage.stage_folder(other, other) != dense_stage.stage_folder(new, new)
+
+
+def test_python_m_with_a_pre_move_name_runs_the_moved_module() -> None:
+    """``python -m imcompress.frontier`` (the old command in notes and scripts) still works."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    result = subprocess.run([sys.executable, "-m", "imcompress.frontier", "--help"],
+                            capture_output=True, text=True, timeout=120, cwd=ROOT)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-1500:]
+    assert "usage: python -m imcompress.studies.frontier" in result.stdout

@@ -14,9 +14,10 @@ from __future__ import annotations
 import importlib
 import importlib.abc
 import importlib.machinery
+import importlib.util
 import sys
 from collections.abc import Sequence
-from types import ModuleType
+from types import CodeType, ModuleType
 
 PACKAGE = "imcompress"
 # old module (below imcompress) -> the module that holds its code now
@@ -86,6 +87,13 @@ class _AliasLoader(importlib.abc.Loader):
     def exec_module(self, module: ModuleType) -> None:
         """The target module is already executed: nothing to do."""
 
+    def get_code(self, fullname: str) -> CodeType | None:
+        """The target's code, so ``python -m <old name>`` runs the moved module."""
+        spec = importlib.util.find_spec(self.target)
+        loader = spec.loader if spec is not None else None
+        get_code = getattr(loader, "get_code", None)
+        return get_code(self.target) if get_code is not None else None
+
 
 class MovedModuleFinder(importlib.abc.MetaPathFinder):
     """Resolve a pre-move module name to the module that now holds its code (the same object,
@@ -97,7 +105,12 @@ class MovedModuleFinder(importlib.abc.MetaPathFinder):
         moved = _rename(fullname, MOVED_MODULES)
         if moved is None:
             return None
-        return importlib.machinery.ModuleSpec(fullname, _AliasLoader(moved))
+        found = importlib.util.find_spec(moved)
+        spec = importlib.machinery.ModuleSpec(
+            fullname, _AliasLoader(moved), origin=found.origin if found else None
+        )
+        spec.has_location = spec.origin is not None  # python -m <old name> gets a __file__
+        return spec
 
 
 def install() -> None:
