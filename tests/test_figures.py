@@ -19,6 +19,15 @@ def test_one_palette_for_matplotlib_and_wandb() -> None:
     assert colours["GLR-2"] == colours["glr"]
     assert colours["planned GLR (imc64)"] == figures.LABEL_COLOURS["planned GLR"]
     assert colours["other"] not in figures.METHOD_COLOURS.values()
+    variants = figures.method_colours(
+        ["GLR-4 (svd)", "GLR-4 (whitened)", "unstructured, activation", "dense",
+         "dense, fine-tuned", "planned GLR (whitened) (imc64)",
+         "planned GLR (whitened) + pattern, activation (imc64)"]
+    )  # fmt: skip
+    assert variants["GLR-4 (svd)"] == figures.LABEL_COLOURS["GLR-4"]  # a family's own colour
+    assert variants["unstructured, activation"] == figures.METHOD_COLOURS["prune_unstructured"]
+    assert variants["planned GLR (whitened) (imc64)"] == figures.LABEL_COLOURS["planned GLR"]
+    assert len(set(variants.values())) == len(variants)  # no two variants share a colour
 
 
 def test_error_bars_and_caption_only_with_two_or_more_seeds() -> None:

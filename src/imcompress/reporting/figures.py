@@ -47,7 +47,7 @@ LABEL_COLOURS: dict[str, str] = {
     "planned pattern": "#7f7f7f",  # grey
 }
 # Colours for any other label, in this order.
-EXTRA_COLOURS = ("#000080", "#b8860b", "#000000", "#8b008b", "#006400", "#ff1493")
+EXTRA_COLOURS = ("#000080", "#000000", "#ff1493", "#8b008b", "#006400", "#b8860b")
 REFERENCE_COLOUR = "grey"
 DPI = 110
 
@@ -79,17 +79,33 @@ def save(figure: Any, path: Path) -> Path:
 
 
 def method_colours(labels: Iterable[str]) -> dict[str, str]:
-    """A colour per label: a method name's (:data:`METHOD_COLOURS`), a study label's
-    (:data:`LABEL_COLOURS`, ``planned GLR (imc64)`` by its prefix), else the next extra one."""
+    """A colour per label: a method name's (:data:`METHOD_COLOURS`) or a study label's
+    (:data:`LABEL_COLOURS`, ``planned GLR (imc64)`` by its prefix), shared by spellings of one
+    method (``lr`` and ``LR``); a variant of a family (``GLR-4 (whitened)``, ``unstructured,
+    activation``) takes its family's colour while no other label has it, so two variants in
+    one figure never share a colour; any other label the next of :data:`EXTRA_COLOURS`."""
     colours: dict[str, str] = {}
     extra = 0
     for label in sorted(set(labels)):
         known = METHOD_COLOURS.get(label) or LABEL_COLOURS.get(label.split(" (imc")[0])
         if known is None:
+            family = _family_colour(label)
+            known = family if family not in colours.values() else None
+        if known is None:
             known = EXTRA_COLOURS[extra % len(EXTRA_COLOURS)]
             extra += 1
         colours[label] = known
     return colours
+
+
+def _family_colour(label: str) -> str | None:
+    """The colour of the family a decorated label belongs to (its text before ``" (imc"``,
+    ``", "`` or ``" ("``, tried in that order), or None."""
+    for cut in (" (imc", ", ", " ("):
+        family = LABEL_COLOURS.get(label.split(cut)[0])
+        if family is not None:
+            return family
+    return None
 
 
 def error_caption(seeds: Iterable[int]) -> str:

@@ -233,7 +233,7 @@ def accuracy_cost_figure(rows: Sequence[Row], hw: str, path: Path) -> Path | Non
     from imcompress.reporting.figures import method_colours, new_figure
 
     colours = method_colours(row.describe[1] for row in shown)
-    markers = {"keep 0.06": "o", "keep 0.12": "^"}
+    markers = {"keep 0.06": "o", "keep 0.12": "^", "cycles 0.40x": "D"}  # others: squares
     figure = new_figure(9.5, 5.5)
     axes = figure.subplots()
     for row in shown:
@@ -244,7 +244,8 @@ def accuracy_cost_figure(rows: Sequence[Row], hw: str, path: Path) -> Path | Non
         cost = row.cost(hw, "sdk")
         assert cost is not None
         axes.errorbar([cost["cycles"]], [statistics.fmean(accs)], yerr=[half], capsize=3,
-                      fmt=markers.get(level, "s"), color=colours[label],
+                      fmt=markers.get(level, "s"), color=colours[label], markersize=7,
+                      mfc="none" if " + " in label else colours[label],  # a mixed plan: hollow
                       label=f"{label} {level}".strip())  # fmt: skip
     axes.set_xlabel(f"SDK cycles per image on {hw}")
     axes.set_ylabel("test accuracy (mean, 95 % interval)")
