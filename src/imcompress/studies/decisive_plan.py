@@ -208,8 +208,8 @@ def _uniform(
 def study_points(matched: Matched, choices: Choices) -> dict[int, list[Point]]:
     """The points by priority (issue 17, item 5): 1 at ~6 % kept, 3 seeds, and the planned
     points at 0.50x cycles (GLR, pattern: 3 seeds; the mixed plan of issue 18: 2); 2 at ~12 %,
-    2 seeds, planned mixed and pattern at 0.40x cycles 3 seeds; 3 distillation at ~6 %; 4 LR / GLR-2 whitened and the
-    other pruning criterion at ~6 %. Priority 0: the dense checkpoint tested as it is (no
+    2 seeds, planned mixed and pattern at 0.40x cycles 3 seeds; 3 distillation at ~6 %; 4 LR /
+    GLR-2 whitened and the other pruning criterion at ~6 %. Priority 0: the dense checkpoint tested as it is (no
     training; evaluated in process, :mod:`imcompress.studies.evaluation`)."""
     low, mid = 0.06, 0.12
     glr_plan_50 = PlanSpec("glr", "imc64", 0.50)
