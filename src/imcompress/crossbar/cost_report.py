@@ -244,9 +244,7 @@ def console_totals_table(report: CostReport) -> TextTable:
         f"mapping and array ({report.hw.name}), and vs the dense model on im2col",
         notes={NAIVE_MARK: NAIVE_NOTE},
     )
-    names = list(report.mappings) + [f"{n}_naive" for n in report.naive] + dense_rows(report)
-    base_cycles, base_energy = totals[f"{BASELINE}/cycles"], totals[f"{BASELINE}/energy_uj"]
-    for name in names:
+    for name, kind in total_rows(report):
         out.add(
             [
                 name,
@@ -257,10 +255,10 @@ def console_totals_table(report: CostReport) -> TextTable:
                 totals.get(f"{name}/arrays", float("nan")),
                 totals.get(f"{name}/utilization", float("nan")),
                 *vs_dense(totals, name),
-                base_cycles / totals[f"{name}/cycles"],
-                totals[f"{name}/energy_uj"] / base_energy,
+                totals[f"{name}/speedup_vs_im2col"],
+                totals[f"{name}/energy_ratio_vs_im2col"],
             ],
-            NAIVE_MARK if name.endswith("_naive") else "",
+            NAIVE_MARK if kind == "naive" else "",
         )
     return out
 
@@ -275,6 +273,15 @@ def vs_dense(totals: dict[str, float], name: str) -> tuple[float, float]:
     speedup = dense_cycles / cycles if dense_cycles and cycles else float("nan")
     ratio = energy / dense_energy if dense_energy and energy is not None else float("nan")
     return speedup, ratio
+
+
+def total_rows(report: CostReport) -> list[tuple[str, str]]:
+    """The rows of a totals table in order, each with its kind: the mappings (``""``), the
+    naive low-rank mappings (``"naive"``), the dense model per mapping and on im2col
+    (``"dense"``); the console and the md/LaTeX/CSV tables list the same rows."""
+    rows = [(name, "") for name in report.mappings]
+    rows += [(f"{name}_naive", "naive") for name in report.naive]
+    return rows + [(name, "dense") for name in dense_rows(report)]
 
 
 def dense_rows(report: CostReport) -> list[str]:

@@ -91,7 +91,7 @@ def layer_table(report: CostReport) -> TextTable:
 def totals_table(report: CostReport) -> TextTable:
     """One row per mapping (then the naive low-rank mappings, then the dense model per mapping):
     speedup and energy ratio against the dense model on the same mapping, and on im2col."""
-    from imcompress.crossbar.cost_report import dense_rows, vs_dense
+    from imcompress.crossbar.cost_report import total_rows, vs_dense
 
     totals = report.totals()
     out = TextTable(
@@ -118,10 +118,9 @@ def totals_table(report: CostReport) -> TextTable:
     def whole(value: float) -> int | float:
         return int(value) if float(value).is_integer() else value
 
-    names = [(name, "") for name in report.mappings]
-    names += [(f"{name}_naive", NAIVE_MARK) for name in report.naive]
-    names += [(name, BASELINE_MARK) for name in dense_rows(report)]
-    for name, mark in names:
+    marks = {"": "", "naive": NAIVE_MARK, "dense": BASELINE_MARK}
+    for name, kind in total_rows(report):
+        mark = marks[kind]
         speedup, ratio = vs_dense(totals, name)
         out.add(
             [
