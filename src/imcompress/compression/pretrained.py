@@ -156,7 +156,6 @@ def load_pretrained(model: nn.Module, path: str | Path | None) -> nn.Module:
 # Run folders ----------------------------------------------------------------------------------
 NO_PRETRAINED = ("", "none", "null")  # pretrained=none (or null): train from the random init
 AUTO = "auto"  # pretrained=auto: the dense stage of train.py (imcompress.training.dense_stage)
-_RUN_SUMMARY = "summary.json"
 
 
 def pretrained_choice(value: object) -> str | None:
@@ -174,7 +173,7 @@ def resolve_checkpoint(value: str | Path, key: str = "pretrained", announce: boo
     A run that has not completed, a multirun folder and a missing path are refused, naming the
     key and the value. With ``announce``, prints which file a folder stands for.
     """
-    from imcompress.runs.folder import RunFolder
+    from imcompress.runs.folder import SUMMARY_FILE, RunFolder
 
     if str(value) == AUTO:
         raise ValueError(
@@ -189,11 +188,11 @@ def resolve_checkpoint(value: str | Path, key: str = "pretrained", announce: boo
             f"{key}={str(value)!r}: no such checkpoint file or run folder (pass a .ckpt file "
             "of a train.py run or its run folder, e.g. outputs/quickstart/runs/<time>)"
         )
-    if path.name == "checkpoints" and (path.parent / _RUN_SUMMARY).is_file():
+    if path.name == "checkpoints" and (path.parent / SUMMARY_FILE).is_file():
         path = path.parent
     folder = RunFolder(path.absolute())
     if not folder.has_summary:
-        jobs = sorted(p.parent.name for p in path.glob(f"*/{_RUN_SUMMARY}"))
+        jobs = sorted(p.parent.name for p in path.glob(f"*/{SUMMARY_FILE}"))
         if jobs:
             raise ValueError(
                 f"{key}={str(value)!r} is a multirun folder ({len(jobs)} jobs); pass one job's "

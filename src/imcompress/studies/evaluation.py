@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from imcompress.runs import atomic
+from imcompress.runs.folder import SUMMARY_FILE
 from imcompress.studies.runner import ROOT, JobSpec, RunOutcome, is_completed
 
 
@@ -53,13 +54,13 @@ def run_points(
             summary, model = evaluate(configure(job, job_dir))
         except Exception as error:  # one bad point must not stop the grid
             atomic.write_json(
-                job_dir / "summary.json",
+                job_dir / SUMMARY_FILE,
                 {"status": "failed", "error": f"{type(error).__name__}: {error}"},
             )
             outcome.failed.append(job.key)
             print(f"   failed: {type(error).__name__}: {error}", flush=True)
             continue
-        atomic.write_json(job_dir / "summary.json", summary, indent=1)
+        atomic.write_json(job_dir / SUMMARY_FILE, summary, indent=1)
         print(
             f"   test/acc {summary['metrics'].get('test/acc')} ({summary['wall_time_s']:.0f} s)",
             flush=True,

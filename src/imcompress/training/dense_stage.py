@@ -41,7 +41,7 @@ from imcompress.compression.pretrained import (
 )
 from imcompress.config import check_required
 from imcompress.moved import former_name
-from imcompress.runs.folder import summary_if_readable
+from imcompress.runs.folder import SUMMARY_FILE, summary_if_readable
 
 STAGE_LOCK = "stage.lock"
 RECIPE_FILE = "dense_recipe.json"  # the recipe whose hash names the folder
@@ -281,7 +281,7 @@ def _tested_file(folder: Path, run: dict[str, Any]) -> Path | None:
 def _run_folder_of(checkpoint: Path) -> Path | None:
     """The run folder of a checkpoint file (``<run>/checkpoints/x.ckpt``), if it has a summary."""
     folder = checkpoint.resolve().parent.parent
-    return folder if (folder / "summary.json").is_file() else None
+    return folder if (folder / SUMMARY_FILE).is_file() else None
 
 
 def _with_pretrained(cfg: DictConfig, value: Path | str | None) -> DictConfig:
