@@ -19,7 +19,7 @@ from typing import Any
 
 from imcompress.reporting.tables import Column, TextTable, count, significant
 from imcompress.runs import atomic
-from imcompress.studies.decisive_plan import LEVELS, METHODS, level_name
+from imcompress.studies.decisive_plan import LEVELS, METHODS, PlanSpec, level_name
 from imcompress.studies.records import HW_PRESETS, MAPPINGS, read_records
 
 MAPPING_LABELS = {"sdk": "SDK", "vwsdk": "VW-SDK"}
@@ -40,12 +40,8 @@ def describe_point(name: str) -> tuple[int, str, str]:
     planned = _PLANNED.match(base)
     if planned:
         criterion = "activation" if planned["act"] else "magnitude"
-        family = {
-            "glr": "GLR (whitened)",
-            "pattern": f"pattern, {criterion}",
-            "mixed": f"GLR (whitened) + pattern, {criterion}",
-        }[planned["family"]]
-        label, level = f"planned {family} ({planned['hw']})", f"cycles {planned['ratio']}x"
+        spec = PlanSpec(planned["family"], planned["hw"], float(planned["ratio"]), criterion)
+        label, level = spec.label, f"cycles {planned['ratio']}x"
         kind = 2
     else:
         key, _, kept = base.rpartition("_k")
